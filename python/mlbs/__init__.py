@@ -1,3 +1,18 @@
-"""mlbs: adaptive mini-batch selection for deep multi-label classification."""
+"""mlbs: adaptive mini-batch selection for deep multi-label classification.
+
+The compiled core (``mlbs._core``, C++17 sources in ``cpp/``) provides the structures every
+selection policy draws from:
+
+- :class:`WeightedIndex`: n non-negative weights, O(log n) batched updates, weighted draws with
+  and without replacement;
+- :class:`RankIndex`: n scores kept in rank order, draws with p(rank r) proportional to s^(r/n)
+  (online batch selection).
+
+Both carry a seeded xoshiro256** generator whose state (``rng_state``) can be saved and restored,
+and both pickle, so a training run can be checkpointed and resumed with identical draws.
+"""
+
+from mlbs._core import RankIndex, WeightedIndex
 
 __version__ = "0.1.0"
+__all__ = ["RankIndex", "WeightedIndex", "__version__"]

@@ -1,0 +1,323 @@
+// Python binding of the mlbs core (module mlbs._core). Thin: it converts and checks array
+// arguments, releases the GIL around bulk work and maps C++ errors to Python exceptions
+// (std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
+// std::overflow_error -> OverflowError). The semantics are documented in the C++ headers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "mlbs/rank_index.hpp"
+#include "mlbs/weighted_index.hpp"
+
+namespace py = pybind11;
+using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+using FloatArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+namespace {
+
+std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += std::to_string(a.shape(d)) + (a.ndim() == 1 ? "," : d + 1 < a.ndim() ? ", " : "");
+  return s + ")";
+}
+
+py::array as_1d(const py::handle& obj, const char* what) {
+  py::array a = py::array::ensure(obj);
+  if (!a) throw py::type_error(std::string(what) + " must be array-like");
+  if (a.ndim() != 1)
+    throw py::value_error(std::string(what) + " must be one-dimensional, got shape " + shape_of(a));
+  return a;
+}
+
+// Integer array (any integer dtype) -> contiguous int64. Floats and booleans are refused so that
+// a non-integer index never gets truncated silently.
+IndexArray as_indices(const py::handle& obj) {
+  py::array a = as_1d(obj, "indices");
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u' && a.size() > 0)
+    throw py::type_error("indices must be integers, got dtype " +
+                         py::str(a.dtype()).cast<std::string>());
+  return IndexArray::ensure(a);
+}
+
+// Real array (float or integer dtype) -> contiguous float64.
+FloatArray as_reals(const py::handle& obj, const char* what) {
+  py::array a = as_1d(obj, what);
+  const char kind = a.dtype().kind();
+  if (kind != 'f' && kind != 'i' && kind != 'u' && a.size() > 0)
+    throw py::type_error(std::string(what) + " must be real numbers, got dtype " +
+                         py::str(a.dtype()).cast<std::string>());
+  return FloatArray::ensure(a);
+}
+
+std::size_t as_count(std::int64_t k, const char* what) {
+  if (k < 0) throw py::value_error(std::string(what) + " must be >= 0, got " + std::to_string(k));
+  return static_cast<std::size_t>(k);
+}
+
+std::uint64_t seed_or_entropy(std::optional<std::uint64_t> seed) {
+  if (seed) return *seed;
+  std::random_device device;
+  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+
+template <class Core, class Fill>
+IndexArray draw_into(Core& core, std::size_t k, Fill fill) {
+  IndexArray out(static_cast<py::ssize_t>(k));
+  std::int64_t* dst = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    fill(core, k, dst);
+  }
+  return out;
+}
+
+template <class Core>
+void bind_rng_state(py::class_<Core>& cls) {
+  cls.def_property(
+      "rng_state",
+      [](Core& self) { return self.rng().state(); },
+      [](Core& self, const mlbs::Rng::State& s) { self.rng().set_state(s); },
+      "State of the xoshiro256** generator: four 64-bit words. Assign a saved value to resume "
+      "exactly the same sequence of draws.");
+  cls.def(
+      "seed", [](Core& self, std::uint64_t seed) { self.rng().reseed(seed); }, py::arg("seed"),
+      "Restart the generator from `seed`.");
+}
+
+void check_pair(const IndexArray& idx, const FloatArray& values, const char* what) {
+  if (idx.size() != values.size())
+    throw py::value_error("indices and " + std::string(what) + " have different lengths (" +
+                          std::to_string(idx.size()) + " and " + std::to_string(values.size()) + ")");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "Compiled sampling core of mlbs (weighted index, rank index, RNG).";
+
+  py::class_<mlbs::WeightedIndex> wi(m, "WeightedIndex", R"doc(
+Weighted index over n items: O(log n) batched weight updates and weighted draws.
+
+Parameters
+----------
+n : int
+    Number of items (>= 1). All weights start at 0.
+seed : int, optional
+    Seed of the generator (xoshiro256**). None draws one from the operating system.
+
+Notes
+-----
+A 16-ary sum tree of fp64 weights, 8.5 bytes per item. Internal sums are recomputed from
+their children in a fixed order, so the tree never drifts and the same weights always give
+the same tree. See cpp/mlbs/weighted_index.hpp.
+)doc");
+  wi.def(py::init([](std::int64_t n, std::optional<std::uint64_t> seed) {
+           if (n <= 0)
+             throw py::value_error("a WeightedIndex needs at least one item, got n = " + std::to_string(n));
+           return new mlbs::WeightedIndex(static_cast<std::size_t>(n), seed_or_entropy(seed));
+         }),
+         py::arg("n"), py::kw_only(), py::arg("seed") = py::none());
+  wi.def("__len__", &mlbs::WeightedIndex::size);
+  wi.def("total", &mlbs::WeightedIndex::total, "Sum of all weights.");
+  wi.def("nonzero", &mlbs::WeightedIndex::nonzero, "Number of items with positive weight.");
+  wi.def("memory_bytes", &mlbs::WeightedIndex::memory_bytes, "Bytes held by the tree.");
+  wi.def(
+      "weight",
+      [](const mlbs::WeightedIndex& self, std::int64_t i) {
+        if (i < 0 || static_cast<std::size_t>(i) >= self.size())
+          throw py::index_error("index " + std::to_string(i) + " is out of range for " +
+                                std::to_string(self.size()) + " items");
+        return self.weight(static_cast<std::size_t>(i));
+      },
+      py::arg("i"), "Weight of item i.");
+  wi.def(
+      "weights",
+      [](const mlbs::WeightedIndex& self) {
+        FloatArray out(static_cast<py::ssize_t>(self.size()));
+        self.copy_weights(out.mutable_data());
+        return out;
+      },
+      "Copy of all n weights.");
+  wi.def(
+      "assign",
+      [](mlbs::WeightedIndex& self, const py::handle& weights) {
+        FloatArray w = as_reals(weights, "weights");
+        if (static_cast<std::size_t>(w.size()) != self.size())
+          throw py::value_error("assign needs " + std::to_string(self.size()) + " weights, got " +
+                                std::to_string(w.size()));
+        py::gil_scoped_release nogil;
+        self.assign(w.data());
+      },
+      py::arg("weights"), "Set all n weights at once: O(n).");
+  wi.def(
+      "update",
+      [](mlbs::WeightedIndex& self, const py::handle& indices, const py::handle& weights) {
+        IndexArray idx = as_indices(indices);
+        FloatArray w = as_reals(weights, "weights");
+        check_pair(idx, w, "weights");
+        py::gil_scoped_release nogil;
+        self.update(idx.data(), w.data(), static_cast<std::size_t>(idx.size()));
+      },
+      py::arg("indices"), py::arg("weights"),
+      "Set weights[indices[t]] = weights[t] in order: O(k log n). A repeated index keeps the last "
+      "weight given for it. Nothing changes if any input is invalid.");
+  wi.def(
+      "draw",
+      [](mlbs::WeightedIndex& self, std::int64_t k) {
+        return draw_into(self, as_count(k, "k"), [](auto& c, std::size_t n, std::int64_t* o) { c.draw(n, o); });
+      },
+      py::arg("k"), "k independent indices, each drawn with probability weight / total.");
+  wi.def(
+      "draw_distinct",
+      [](mlbs::WeightedIndex& self, std::int64_t k) {
+        return draw_into(self, as_count(k, "k"),
+                         [](auto& c, std::size_t n, std::int64_t* o) { c.draw_distinct(n, o); });
+      },
+      py::arg("k"),
+      "k distinct indices drawn one after another, each with probability proportional to weight "
+      "among the items not drawn yet (numpy Generator.choice(replace=False, p=...) semantics).");
+  wi.def(
+      "probabilities",
+      [](const mlbs::WeightedIndex& self) {
+        FloatArray out(static_cast<py::ssize_t>(self.size()));
+        double* dst = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          self.probabilities(dst);
+        }
+        return out;
+      },
+      "weights / total, for all items.");
+  bind_rng_state(wi);
+  wi.def(py::pickle(
+      [](mlbs::WeightedIndex& self) {
+        FloatArray w(static_cast<py::ssize_t>(self.size()));
+        self.copy_weights(w.mutable_data());
+        return py::make_tuple(self.size(), w, self.rng().state());
+      },
+      [](const py::tuple& t) {
+        auto* wi = new mlbs::WeightedIndex(t[0].cast<std::size_t>());
+        wi->assign(t[1].cast<FloatArray>().data());
+        wi->rng().set_state(t[2].cast<mlbs::Rng::State>());
+        return wi;
+      }));
+
+  py::class_<mlbs::RankIndex> ri(m, "RankIndex", R"doc(
+Scores of n items kept in rank order, for rank-based selection (online batch selection).
+
+p(item of rank r) = s^(r/n) / sum_j s^(j/n), ranks ascending (the largest score has rank n),
+ties broken by item id. Updating a score and drawing an item are O(log n), exactly.
+
+Parameters
+----------
+n : int
+    Number of items (>= 1). All scores start at 0, so the initial ranks follow the ids.
+seed : int, optional
+    Seed of the generator (xoshiro256**). None draws one from the operating system.
+)doc");
+  ri.def(py::init([](std::int64_t n, std::optional<std::uint64_t> seed) {
+           if (n <= 0)
+             throw py::value_error("a RankIndex needs at least one item, got n = " + std::to_string(n));
+           return new mlbs::RankIndex(static_cast<std::size_t>(n), seed_or_entropy(seed));
+         }),
+         py::arg("n"), py::kw_only(), py::arg("seed") = py::none());
+  ri.def("__len__", &mlbs::RankIndex::size);
+  ri.def(
+      "scores",
+      [](const mlbs::RankIndex& self) {
+        FloatArray out(static_cast<py::ssize_t>(self.size()));
+        std::copy(self.scores(), self.scores() + self.size(), out.mutable_data());
+        return out;
+      },
+      "Copy of all n scores.");
+  ri.def(
+      "assign",
+      [](mlbs::RankIndex& self, const py::handle& scores) {
+        FloatArray s = as_reals(scores, "scores");
+        if (static_cast<std::size_t>(s.size()) != self.size())
+          throw py::value_error("assign needs " + std::to_string(self.size()) + " scores, got " +
+                                std::to_string(s.size()));
+        py::gil_scoped_release nogil;
+        self.assign(s.data());
+      },
+      py::arg("scores"), "Set all n scores at once: O(n log n).");
+  ri.def(
+      "update",
+      [](mlbs::RankIndex& self, const py::handle& indices, const py::handle& scores) {
+        IndexArray idx = as_indices(indices);
+        FloatArray s = as_reals(scores, "scores");
+        check_pair(idx, s, "scores");
+        py::gil_scoped_release nogil;
+        self.update(idx.data(), s.data(), static_cast<std::size_t>(idx.size()));
+      },
+      py::arg("indices"), py::arg("scores"),
+      "Set scores[indices[t]] = scores[t] in order: O(k log n). Nothing changes if any input is "
+      "invalid.");
+  ri.def(
+      "rank",
+      [](const mlbs::RankIndex& self, const py::handle& indices) {
+        IndexArray idx = as_indices(indices);
+        mlbs::check_indices(idx.data(), static_cast<std::size_t>(idx.size()), self.size());
+        IndexArray out(idx.size());
+        for (py::ssize_t t = 0; t < idx.size(); ++t)
+          out.mutable_data()[t] = static_cast<std::int64_t>(self.rank(static_cast<std::size_t>(idx.data()[t])));
+        return out;
+      },
+      py::arg("indices"), "1-based ascending ranks of the given items.");
+  ri.def(
+      "order",
+      [](const mlbs::RankIndex& self) {
+        IndexArray out(static_cast<py::ssize_t>(self.size()));
+        self.order(out.mutable_data());
+        return out;
+      },
+      "All items in ascending rank order.");
+  ri.def(
+      "draw",
+      [](mlbs::RankIndex& self, std::int64_t k, double pressure) {
+        return draw_into(self, as_count(k, "k"),
+                         [pressure](auto& c, std::size_t n, std::int64_t* o) { c.draw(n, pressure, o); });
+      },
+      py::arg("k"), py::arg("pressure"), "k independent draws with p(rank r) ~ pressure^(r/n).");
+  ri.def(
+      "draw_distinct",
+      [](mlbs::RankIndex& self, std::int64_t k, double pressure) {
+        return draw_into(self, as_count(k, "k"), [pressure](auto& c, std::size_t n, std::int64_t* o) {
+          c.draw_distinct(n, pressure, o);
+        });
+      },
+      py::arg("k"), py::arg("pressure"),
+      "k distinct items drawn one after another with p(rank r) ~ pressure^(r/n) among those not "
+      "drawn yet.");
+  ri.def(
+      "probabilities",
+      [](const mlbs::RankIndex& self, double pressure) {
+        FloatArray out(static_cast<py::ssize_t>(self.size()));
+        double* dst = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          self.probabilities(pressure, dst);
+        }
+        return out;
+      },
+      py::arg("pressure"), "Probability of every item under the rank law.");
+  bind_rng_state(ri);
+  ri.def(py::pickle(
+      [](mlbs::RankIndex& self) {
+        FloatArray s(static_cast<py::ssize_t>(self.size()));
+        std::copy(self.scores(), self.scores() + self.size(), s.mutable_data());
+        return py::make_tuple(self.size(), s, self.rng().state());
+      },
+      [](const py::tuple& t) {
+        auto* ri = new mlbs::RankIndex(t[0].cast<std::size_t>());
+        ri->assign(t[1].cast<FloatArray>().data());
+        ri->rng().set_state(t[2].cast<mlbs::Rng::State>());
+        return ri;
+      }));
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Developer build: compile the core into python/mlbs/ so that PYTHONPATH=python works
+# without reinstalling. Uses the active Python (run inside .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v python)" >/dev/null
+cmake --build build/dev
+cp build/dev/_core*.so python/mlbs/
