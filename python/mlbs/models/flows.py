@@ -80,8 +80,10 @@ class CondNAF(nn.Module):
         self.w1 = nn.Linear(latent, hidden)
         self.cond = nn.Linear(n_labels, hidden)
         nn.init.zeros_(self.cond.bias)
-        self.w2 = nn.Linear(hidden, self.n_out * latent)
-        self.w3 = nn.Linear(self.n_out, 3 * n_units)
+        with warnings.catch_warnings():  # o1 = 0: PyTorch warns that a 0-element init is a no-op
+            warnings.simplefilter("ignore", UserWarning)
+            self.w2 = nn.Linear(hidden, self.n_out * latent)
+            self.w3 = nn.Linear(self.n_out, 3 * n_units)
         m1, m2 = made_masks(latent, hidden, self.n_out)
         self.register_buffer("mask1", m1, persistent=False)
         self.register_buffer("mask2", m2, persistent=False)
