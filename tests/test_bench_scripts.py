@@ -1,0 +1,21 @@
+"""The benchmark scripts run and write the documented JSON rows (tiny sizes)."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_core_scaling_writes_rows(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "rows.json"
+    monkeypatch.setattr(sys, "argv", ["core_scaling.py", "--sizes", "1000", "--batches", "16",
+                                      "--budget", "0.01", "--json", str(out)])
+    runpy.run_path(str(BENCH / "core_scaling.py"), run_name="__main__")
+    rows = json.loads(out.read_text())
+    assert {r["impl"] for r in rows} == {"mlbs", "numpy", "torch"}
+    for r in rows:
+        assert set(r) == {"impl", "n", "batch", "us_per_step_median"}
+        assert (r["n"], r["batch"]) == (1000, 16) and r["us_per_step_median"] > 0
+    assert "numpy/mlbs" in capsys.readouterr().out
