@@ -163,6 +163,15 @@ def test_zero_weight_items_are_never_drawn():
     assert set(index.draw(200_000).tolist()) <= set(positive.tolist())
     for _ in range(20):
         assert sorted(index.draw_distinct(len(positive)).tolist()) == positive.tolist()
+    np.testing.assert_array_equal(index.weights(), weights)  # no drawn-item marks left behind
+
+
+def test_negative_zero_is_a_zero_weight():
+    index = WeightedIndex(3, seed=0)
+    index.update([0, 1, 2], [-0.0, 1.0, 2.0])
+    assert not np.signbit(index.weights()).any() and index.nonzero() == 2
+    assert 0 not in set(index.draw(1000).tolist())
+    assert sorted(index.draw_distinct(2).tolist()) == [1, 2]
 
 
 def test_single_positive_item():

@@ -44,7 +44,6 @@
 #include <string>
 #include <vector>
 
-#include "index_set.hpp"
 #include "rng.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -158,7 +157,7 @@ class WeightedIndex {
     check_weights(w, n_);
     nonzero_ = 0;
     for (std::size_t i = 0; i < n_; ++i) {
-      *leaf(i) = w[i];
+      *leaf(i) = w[i] + 0.0;
       nonzero_ += w[i] > 0;
     }
     for (std::size_t l = 0; l < levels_.size(); ++l) {
@@ -173,6 +172,12 @@ class WeightedIndex {
   void update(const std::int64_t* idx, const double* w, std::size_t k) {
     check_indices(idx, k, n_);
     check_weights(w, k, idx);
+    double added = 0.0;
+    for (std::size_t t = 0; t < k; ++t) added += w[t];
+    if (total_ + added <= 1e300) {  // the new total cannot overflow: no undo record needed
+      write_leaves(idx, w, k);
+      return;
+    }
     saved_.resize(k);
     for (std::size_t t = 0; t < k; ++t) saved_[t] = *leaf(static_cast<std::size_t>(idx[t]));
     write_leaves(idx, w, k);
@@ -197,35 +202,45 @@ class WeightedIndex {
 
   // k distinct indices, drawn one after another, each proportional to weight among the items
   // not drawn yet. Requires k <= number of items with positive weight.
+  //
+  // Repeats are recognised without a hash set: an accepted item is marked by flipping the sign
+  // of its leaf value (weights are >= 0, and the leaf is in cache right after its walk); prefix
+  // sums are not touched, so the walks are unaffected. Marks are cleared before the tree
+  // changes (exclusion) and at the end.
   void draw_distinct(std::size_t k, std::int64_t* out) {
     if (k > nonzero_)
       throw std::invalid_argument("cannot draw " + std::to_string(k) +
                                   " distinct items: only " + std::to_string(nonzero_) +
                                   " items have positive weight");
     if (k == 0) return;
-    seen_.reset(k);
     excluded_.clear();
     excluded_weight_.clear();
+    excluded_.reserve(k);  // nothing below allocates once items are marked
+    excluded_weight_.reserve(k);
+    zeros_.reserve(k);
     std::size_t got = 0;
-    std::size_t kept_from = 0;   // out[kept_from..got) are drawn but still in the tree
+    std::size_t kept_from = 0;   // out[kept_from..got) are drawn, marked and still in the tree
     double drawn_in_tree = 0.0;  // their total weight
     std::int64_t candidates[kGroup];
-    double candidate_weight[kGroup];
     while (got < k) {
       if (drawn_in_tree > 0.5 * total_) {
+        unmark(out + kept_from, got - kept_from);
         exclude(out + kept_from, got - kept_from);
         kept_from = got;
         drawn_in_tree = 0.0;
       }
       const std::size_t m = std::min(kGroup, k - got);
-      walk_group(m, candidates, candidate_weight);
+      walk_group(m, candidates);
       for (std::size_t c = 0; c < m && got < k; ++c) {
-        if (seen_.insert(candidates[c])) {
+        double& slot = *leaf(static_cast<std::size_t>(candidates[c]));
+        if (slot > 0.0) {
           out[got++] = candidates[c];
-          drawn_in_tree += candidate_weight[c];
+          drawn_in_tree += slot;
+          slot = -slot;
         }
       }
     }
+    unmark(out + kept_from, got - kept_from);
     restore_excluded();
   }
 
@@ -281,7 +296,7 @@ class WeightedIndex {
     for (std::size_t t = 0; t < k; ++t) {
       double& slot = *leaf(static_cast<std::size_t>(idx[t]));
       nonzero_ += (w[t] > 0) - (slot > 0);
-      slot = w[t];
+      slot = w[t] + 0.0;  // -0.0 becomes +0.0: a set sign bit marks drawn items
     }
     recompute_ancestors(idx, k);
   }
@@ -322,9 +337,8 @@ class WeightedIndex {
     return j;
   }
 
-  // m <= kGroup independent draws, walked down the tree together, one level at a time. Writes
-  // the drawn items to out and, if `weight` is given, their weights.
-  void walk_group(std::size_t m, std::int64_t* out, double* weight = nullptr) {
+  // m <= kGroup independent draws, walked down the tree together, one level at a time.
+  void walk_group(std::size_t m, std::int64_t* out) {
     double u[kGroup];
     std::size_t node[kGroup];
     for (std::size_t g = 0; g < m; ++g) {
@@ -336,9 +350,7 @@ class WeightedIndex {
       const double* below = l > 0 ? levels_[l - 1].data() : nullptr;
       for (std::size_t g = 0; g < m; ++g) {
         const double* r = level + node[g] * kRecord;
-        const std::size_t j = choose_child(r, u[g]);
-        if (!below && weight) weight[g] = r[j];
-        node[g] = (node[g] << kShift) + j;
+        node[g] = (node[g] << kShift) + choose_child(r, u[g]);
         if (below) {
           MLBS_PREFETCH(below + node[g] * kRecord + kFanout);
           MLBS_PREFETCH(below + node[g] * kRecord + kFanout + 8);
@@ -346,6 +358,13 @@ class WeightedIndex {
       }
     }
     for (std::size_t g = 0; g < m; ++g) out[g] = static_cast<std::int64_t>(node[g]);
+  }
+
+  void unmark(const std::int64_t* items, std::size_t count) {
+    for (std::size_t t = 0; t < count; ++t) {
+      double& slot = *leaf(static_cast<std::size_t>(items[t]));
+      slot = -slot;
+    }
   }
 
   // Take the given drawn items out of the tree until restore_excluded().
@@ -371,7 +390,6 @@ class WeightedIndex {
   std::size_t nonzero_ = 0;
   Rng rng_;
   // Scratch kept between calls (sized by batch, never by n).
-  IndexSet seen_;
   std::vector<double> saved_, zeros_, excluded_weight_;
   std::vector<std::int64_t> excluded_;
 };
