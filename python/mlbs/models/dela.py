@@ -112,7 +112,8 @@ class DELA(MultiLabelModel):
         logits = self.gate_map(self.gate_logits)
         u = torch.rand_like(logits).clamp(_FLOAT_EPS, 1.0 - _FLOAT_EPS)
         soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / cfg.tau)
-        gates = (soft > 0.5).to(soft.dtype) + soft - soft.detach()
+        # Straight-through: the bracket is exactly 0 in the forward pass.
+        gates = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())
         if cfg.off_noise is not None:
             gates = gates + (gates.detach().clamp_min(cfg.off_noise) - gates.detach())
         return gates
