@@ -291,8 +291,9 @@ def _is_number(token: str) -> bool:
 class _Values:
     """Accumulates (row, attribute, text) triplets and converts them in blocks."""
 
-    def __init__(self, attrs: list[Attribute], path):
+    def __init__(self, attrs: list[Attribute], path, label_idx):
         self.attrs = attrs
+        self.label_set = set(label_idx)
         self.path = path
         self.kind = np.array(
             [_NUMERIC if a.kind == "numeric" else _NOMINAL if a.kind == "nominal" else _DROPPED for a in attrs],
@@ -342,7 +343,7 @@ class _Values:
             except ValueError:
                 for k in num:
                     if not _is_number(text[k]):
-                        self._fail([k], lambda k: f"value {text[k]!r} of numeric attribute "
+                        self._fail([k], lambda k: f"value {str(text[k])!r} of numeric attribute "
                                    f"{self.attrs[cols[k]].name!r} is not a number")
         nom = np.flatnonzero(kind == _NOMINAL)
         if nom.size:
@@ -369,7 +370,9 @@ class _Values:
             if bad.size:
                 k = nom[bad[0]]
                 a = self.attrs[cols[k]]
-                self._fail([k], lambda k: f"value {text[k]!r} is not among the declared values "
+                if cols[k] in self.label_set:
+                    self._fail([k], lambda k: f"label {a.name!r} has value {str(text[k])!r}; labels must be 0 or 1")
+                self._fail([k], lambda k: f"value {str(text[k])!r} is not among the declared values "
                            f"{{{','.join(a.values)}}} of attribute {a.name!r}")
             vals[nom] = codes
         self.out_rows.append(rows)
@@ -495,7 +498,7 @@ def load_arff(
 
     A = len(attrs)
     all_cols = list(range(A))
-    acc = _Values(attrs, path)
+    acc = _Values(attrs, path, label_idx)
     first_sparse = None
     for ln in range(data_line + 1, len(lines) + 1):
         s = lines[ln - 1].strip()
@@ -565,7 +568,7 @@ def _assemble(attrs, label_idx, rows, cols, vals, n, line_of_row, path, relation
     if bad.size:
         k = bad[0]
         a = attrs[lc[k]]
-        shown = "missing '?'" if np.isnan(lv[k]) else repr(lv[k])
+        shown = "missing '?'" if np.isnan(lv[k]) else f"{float(lv[k]):g}"
         raise DataFormatError(path, line_of_row[lr[k]], f"label {a.name!r} has value {shown}; labels must be 0 or 1")
     pos = lv == 1
     Y = sp.csr_matrix((np.ones(int(pos.sum()), dtype=np.uint8), (lr[pos], lab_of[lc[pos]])),
