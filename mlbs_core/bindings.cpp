@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "mlbs/chain.hpp"
 #include "mlbs/rank_index.hpp"
 #include "mlbs/weighted_index.hpp"
 
@@ -183,6 +184,36 @@ the same tree. See cpp/mlbs/weighted_index.hpp.
       "k distinct indices drawn one after another, each with probability proportional to weight "
       "among the items not drawn yet (numpy Generator.choice(replace=False, p=...) semantics).");
   wi.def(
+      "prefix",
+      [](const mlbs::WeightedIndex& self, const py::handle& positions) {
+        IndexArray pos = as_indices(positions);
+        FloatArray out(pos.size());
+        for (py::ssize_t t = 0; t < pos.size(); ++t) {
+          const std::int64_t i = pos.data()[t];
+          if (i < 0 || static_cast<std::size_t>(i) > self.size())
+            throw py::index_error("prefix position " + std::to_string(i) + " is out of range [0, " +
+                                  std::to_string(self.size()) + "]");
+          out.mutable_data()[t] = self.prefix(static_cast<std::size_t>(i));
+        }
+        return out;
+      },
+      py::arg("positions"), "Sums of the weights of items 0..i-1 for each i (0 <= i <= n).");
+  wi.def(
+      "locate",
+      [](const mlbs::WeightedIndex& self, const py::handle& masses) {
+        FloatArray u = as_reals(masses, "masses");
+        if (self.nonzero() == 0) throw py::value_error("cannot locate: the total weight is zero");
+        IndexArray out(u.size());
+        for (py::ssize_t t = 0; t < u.size(); ++t) {
+          const double x = u.data()[t];
+          if (!(x >= 0.0 && x < self.total()))
+            throw py::value_error("mass " + std::to_string(x) + " is outside [0, total)");
+          out.mutable_data()[t] = static_cast<std::int64_t>(self.locate(x));
+        }
+        return out;
+      },
+      py::arg("masses"), "Item in which each cumulative mass u (0 <= u < total) falls.");
+  wi.def(
       "probabilities",
       [](const mlbs::WeightedIndex& self) {
         FloatArray out(static_cast<py::ssize_t>(self.size()));
@@ -207,6 +238,39 @@ the same tree. See cpp/mlbs/weighted_index.hpp.
         wi->rng().set_state(t[2].cast<mlbs::Rng::State>());
         return wi;
       }));
+
+  m.def(
+      "_draw_chain",
+      [](mlbs::WeightedIndex& items, const mlbs::WeightedIndex& pairs, const IndexArray& seed_label,
+         const IndexArray& related_ptr, const IndexArray& related, const IndexArray& posting_ptr,
+         const IndexArray& posting_item, const IndexArray& label_ptr, const IndexArray& labels,
+         std::int64_t m) {
+        const std::size_t n = items.size(), q = static_cast<std::size_t>(related_ptr.size()) - 1;
+        if (static_cast<std::size_t>(seed_label.size()) != n || static_cast<std::size_t>(label_ptr.size()) != n + 1 ||
+            static_cast<std::size_t>(posting_ptr.size()) != q + 1 ||
+            static_cast<std::size_t>(posting_item.size()) != pairs.size())
+          throw py::value_error("inconsistent chain graph arrays");
+        mlbs::ChainGraph g;
+        g.n = n;
+        g.q = q;
+        g.seed_label = seed_label.data();
+        g.related_ptr = related_ptr.data();
+        g.related = related.data();
+        g.posting_ptr = posting_ptr.data();
+        g.posting_item = posting_item.data();
+        g.label_ptr = label_ptr.data();
+        g.labels = labels.data();
+        IndexArray out(static_cast<py::ssize_t>(as_count(m, "m")));
+        std::size_t fallbacks;
+        {
+          py::gil_scoped_release nogil;
+          mlbs::ChainSampler sampler;
+          fallbacks = sampler.draw(items, pairs, g, static_cast<std::size_t>(m), out.mutable_data());
+        }
+        return py::make_tuple(out, fallbacks);
+      },
+      "Internal: one AdaC chain batch (see cpp/mlbs/chain.hpp). The graph arrays are built and "
+      "checked by mlbs.policies.AdaC; only their lengths are checked here.");
 
   py::class_<mlbs::RankIndex> ri(m, "RankIndex", R"doc(
 Scores of n items kept in rank order, for rank-based selection (online batch selection).

@@ -22,6 +22,12 @@ class IndexSet {
     mask_ = cap - 1;
   }
 
+  bool contains(std::int64_t key) const {
+    for (std::size_t h = slot_of(key); slots_[h] != kEmpty; h = (h + 1) & mask_)
+      if (slots_[h] == key) return true;
+    return false;
+  }
+
   // Insert `key` (>= 0); returns false when it was already present.
   bool insert(std::int64_t key) {
     std::size_t h = slot_of(key);

@@ -244,6 +244,28 @@ class WeightedIndex {
     restore_excluded();
   }
 
+  // Sum of the weights of items 0..i-1 (0 <= i <= n), from the stored prefix sums: O(log n).
+  double prefix(std::size_t i) const {
+    if (i >= n_) return total_;
+    double sum = 0.0;
+    std::size_t node = i;
+    for (std::size_t l = 0; l < levels_.size(); ++l) {
+      const std::size_t j = node & (kFanout - 1);
+      node >>= kShift;
+      if (j > 0) sum += levels_[l][node * kRecord + kFanout + j - 1];
+    }
+    return sum;
+  }
+
+  // The item in which cumulative mass u falls (0 <= u < total), as one draw's walk: O(log n).
+  // Never an item of weight zero. Requires a positive total.
+  std::size_t locate(double u) const {
+    std::size_t node = 0;
+    for (std::size_t l = levels_.size(); l-- > 0;)
+      node = (node << kShift) + choose_child(levels_[l].data() + node * kRecord, u);
+    return node;
+  }
+
   // p_i = w_i / total for all i.
   void probabilities(double* out) const {
     require_positive_total();

@@ -1,0 +1,130 @@
+"""``Adaptive``: imbalance-weighted, quantized loss selection (seed paper 3.2-3.4; methods.md 5)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from mlbs import WeightedIndex
+from mlbs.policies.base import Policy, check_pressure
+from mlbs.policies.transforms import quantized_by_max
+
+
+class Adaptive(Policy):
+    """Samples in proportion to s^(Q_i/N), Q_i the quantization level of w_i * l_i.
+
+    - w_i = 1 + epsilon_i, the instance imbalance weight (eqs. 1, 2, 4; computed by
+      :func:`mlbs.knn.imbalance_weights` from the k nearest neighbours, unless given).
+    - L_i = w_i * l_i, l_i the per-sample BCE at the latest visit (eq. 5); the table starts at 0.
+    - Q_i = ceil(N L_i / L_max) (eqs. 6-7, Delta = L_max / N), omega_i = s^(Q_i / N), P_i
+      proportional to omega_i. The weights shape selection only, never the gradient.
+
+    Change of the maximum. Every level depends on L_max, so when L_max changes all N weights
+    change. With ``refresh="batch"`` the policy keeps the exact distribution: a batch whose
+    losses leave L_max unchanged costs O(m log N) (only the visited weights change); a batch
+    that raises L_max, or lowers the loss of the sample holding it, triggers a rebuild of all N
+    weights (O(N), counted in ``rebuilds``). The maximum is rarely touched: the sample holding it
+    is drawn with probability about m s / (N mean(omega)) per batch, so the expected rebuild cost
+    per batch is O(m s), independent of N, plus the rare increases of the maximum (losses fall as
+    training proceeds).
+
+    Parameters
+    ----------
+    labels : (n, q) 0/1 labels of the training set.
+    features : (n, d) array, optional
+        Training features (scaled as for training), for the kNN imbalance weights.
+    weights : (n,) array, optional
+        Precomputed instance weights w (instead of ``features``).
+    k : int
+        Neighbours of the imbalance weights (default 5).
+    pressure : float
+        s > 1 (default 8).
+    weighted : bool
+        False uses w = 1 (the authors' committed script, compat ``mladabatch``).
+    refresh : {"batch", "epoch"}
+    seed : int
+    knn_options : dict, optional
+        Passed to :func:`mlbs.knn.imbalance_weights`.
+    """
+
+    def __init__(self, labels, features=None, *, weights=None, k: int = 5, pressure: float = 8.0,
+                 weighted: bool = True, refresh: str = "batch", seed: int = 0, knn_options=None):
+        super().__init__(labels, refresh=refresh, seed=seed)
+        self.pressure = check_pressure(pressure)
+        self.w = self._instance_weights(features, weights, k, weighted, knn_options or {})
+        self.table = np.zeros(self.n)  # L_i = w_i l_i
+        self.table_max = 0.0           # L_max of the current P
+        self.argmax = 0
+        self.rebuilds = 0
+        self.index = WeightedIndex(self.n, seed=seed)
+        self.index.assign(np.ones(self.n))
+
+    def _instance_weights(self, features, weights, k, weighted, knn_options) -> np.ndarray:
+        if not weighted:
+            return np.ones(self.n)
+        if weights is None:
+            if features is None:
+                raise ValueError("Adaptive needs the training features (for the kNN imbalance weights) "
+                                 "or precomputed weights=")
+            from mlbs.knn import imbalance_weights
+
+            result = imbalance_weights(features, self.labels, k, **knn_options)
+            if len(result.minority) == 0:
+                warnings.warn("no minority labels (IRLbl > MeanIR): all imbalance weights are 1, "
+                              "so Adaptive reduces to quantized loss (Hard-like) selection",
+                              stacklevel=3)
+            weights = result.w
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (self.n,):
+            raise ValueError(f"weights must have shape ({self.n},), got {w.shape}")
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        if bad.size:
+            raise ValueError(f"weight of sample {bad[0]} is {w[bad[0]]}: weights must be finite and >= 0")
+        return w
+
+    def omega(self, scores: np.ndarray) -> np.ndarray:
+        """Sampling weights of the given table entries under the current L_max."""
+        return quantized_by_max(scores, self.table_max, self.n, self.pressure)
+
+    def _observed(self, idx: np.ndarray, loss: np.ndarray) -> None:
+        self.table[idx] = self.w[idx] * loss
+        if not (self.selecting and self.refresh == "batch"):
+            return
+        visited = self.table[idx]
+        max_moved = visited.max() > self.table_max or (
+            self.table[self.argmax] < self.table_max and np.any(idx == self.argmax))
+        if max_moved:
+            self.rebuild()
+        else:
+            self._set_weights(idx, self.omega(visited))
+
+    def rebuild(self) -> None:
+        self.argmax = int(np.argmax(self.table))
+        self.table_max = float(self.table[self.argmax])
+        self._assign_weights(self.omega(self.table))
+        self.rebuilds += 1
+
+    def _set_weights(self, idx: np.ndarray, omega: np.ndarray) -> None:
+        self.index.update(idx, omega)
+
+    def _assign_weights(self, omega: np.ndarray) -> None:
+        self.index.assign(omega)
+
+    def draw(self, k: int) -> np.ndarray:
+        return self.index.draw_distinct(k)
+
+    def probabilities(self) -> np.ndarray:
+        return self.index.probabilities()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "table": self.table.copy(), "index": self.index.weights(),
+                "table_max": self.table_max, "argmax": self.argmax, "rng": self.index.rng_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.table = np.asarray(state["table"], dtype=np.float64).copy()
+        self.table_max = float(state["table_max"])
+        self.argmax = int(state["argmax"])
+        self._assign_weights(np.asarray(state["index"], dtype=np.float64))
+        self.index.rng_state = tuple(state["rng"])
