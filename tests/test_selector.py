@@ -1,0 +1,134 @@
+"""BatchSelector: epoch plans, lazy per-batch refresh, checkpoint and resume."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from mlbs.policies import AdaC, Adaptive, Hard, Random
+from mlbs.selector import BatchSelector
+
+
+def labels(n=250, q=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, q)) < 0.5 * 0.6 ** np.arange(q)).astype(np.int8)
+
+
+def logits_of(batch, q):
+    """Deterministic stand-in for a model: outputs depend only on the sample ids."""
+    return np.sin(np.outer(batch + 1.0, np.arange(1, q + 1)))
+
+
+def make(kind, Y, **kw):
+    n = Y.shape[0]
+    policy = {"random": lambda: Random(Y), "hard": lambda: Hard(Y),
+              "adaptive": lambda: Adaptive(Y, weights=np.linspace(1, 2, n)),
+              "adac": lambda: AdaC(Y, weights=np.linspace(1, 2, n))}[kind]()
+    return BatchSelector(policy, 32, warmup_epochs=2, seed=7, **kw)
+
+
+def run(selector, epochs, q, stop_after=None):
+    out = []
+    for e in range(epochs):
+        for batch in selector.epoch(e):
+            out.append(batch.copy())
+            selector.observe(batch, logits_of(batch, q))
+            if stop_after is not None and len(out) == stop_after:
+                return out
+    return out
+
+
+def test_warmup_epochs_are_permutations_and_selective_epochs_draw_n_samples():
+    Y = labels()
+    selector = make("adaptive", Y)
+    for e in range(4):
+        batches = list(selector.epoch(e))
+        for b in batches:
+            selector.observe(b, logits_of(b, Y.shape[1]))
+        sizes = [len(b) for b in batches]
+        assert len(batches) == len(selector) == 8 and sum(sizes) == 250 and sizes[-1] == 250 - 7 * 32
+        assert all(len(set(b.tolist())) == len(b) for b in batches)
+        if e < 2:
+            assert sorted(np.concatenate(batches).tolist()) == list(range(250))
+    assert selector.policy.selecting
+
+
+def test_sequential_warmup_and_full_batches():
+    Y = labels()
+    selector = make("hard", Y, warmup_order="sequential", batch_sizes="all_full")
+    first = list(selector.epoch(0))
+    np.testing.assert_array_equal(np.concatenate(first), np.arange(250))
+    for b in first:
+        selector.observe(b, logits_of(b, Y.shape[1]))
+    for b in selector.epoch(1):
+        selector.observe(b, logits_of(b, Y.shape[1]))
+    assert [len(b) for b in selector.epoch(2)] == [32] * 8
+
+
+def test_random_shuffles_every_epoch():
+    selector = make("random", labels())
+    e0, e1 = np.concatenate(list(selector.epoch(0))), np.concatenate(list(selector.epoch(1)))
+    assert sorted(e0.tolist()) == sorted(e1.tolist()) == list(range(250))
+    assert not np.array_equal(e0, e1)
+
+
+def test_batch_refresh_uses_every_previous_observation():
+    Y = labels()
+    selector = make("adaptive", Y)
+    run(selector, 2, Y.shape[1])
+    it = selector.epoch(2)
+    first = next(it)
+    before = selector.policy.probabilities()
+    selector.observe(first, 10 * logits_of(first, Y.shape[1]))
+    assert not np.allclose(selector.policy.probabilities(), before)
+
+
+@pytest.mark.parametrize("kind", ["random", "hard", "adaptive", "adac"])
+@pytest.mark.parametrize("stop_after", [5, 20, 27])  # in warm-up, first selective epoch, later
+def test_resume_from_checkpoint_gives_the_same_future_batches(kind, stop_after):
+    Y = labels()
+    full = run(make(kind, Y), 4, Y.shape[1])
+    interrupted = make(kind, Y)
+    head = run(interrupted, 4, Y.shape[1], stop_after=stop_after)
+    state = pickle.loads(pickle.dumps(interrupted.state_dict()))
+    resumed = make(kind, Y)
+    resumed.load_state_dict(state)
+    tail = []
+    for e in range(state["epoch"], 4):
+        for batch in resumed.epoch(e):
+            tail.append(batch.copy())
+            resumed.observe(batch, logits_of(batch, Y.shape[1]))
+    assert len(head) + len(tail) == len(full)
+    for a, b in zip(head + tail, full):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_replays_prefetched_batches():
+    Y = labels()
+    full = run(make("adaptive", Y), 4, Y.shape[1])
+    selector = make("adaptive", Y)
+    seen = run(selector, 4, Y.shape[1], stop_after=20)
+    it = selector.epoch(2)
+    prefetched = [next(it), next(it)]  # a loader pulled two batches ahead
+    state = selector.state_dict()
+    resumed = make("adaptive", Y)
+    resumed.load_state_dict(state)
+    again = resumed.epoch(2)
+    for b in prefetched:
+        np.testing.assert_array_equal(next(again), b)
+    np.testing.assert_array_equal(prefetched[0], full[len(seen)])
+
+
+def test_observe_out_of_order_is_refused():
+    Y = labels()
+    selector = make("hard", Y)
+    it = selector.epoch(0)
+    a, b = next(it), next(it)
+    with pytest.raises(ValueError, match="order"):
+        selector.observe(b, logits_of(b, Y.shape[1]))
+    selector.observe(a, logits_of(a, Y.shape[1]))
+    selector.observe(b, logits_of(b, Y.shape[1]))
+    with pytest.raises(RuntimeError, match="without a batch"):
+        selector.observe(b, logits_of(b, Y.shape[1]))
