@@ -45,6 +45,41 @@ def per_sample_bce(outputs: np.ndarray, targets: np.ndarray, *, kind: str = "log
     return bce.mean(axis=1)
 
 
+def csr_row_entries(indptr: np.ndarray, rows: np.ndarray):
+    """Entries of the given rows of a CSR structure, without building a submatrix.
+
+    Returns (owner, position): for every stored entry of ``rows[r]`` (in order), ``owner`` is r
+    and ``position`` its index into the CSR ``indices``/``data`` arrays.
+    """
+    lengths = indptr[rows + 1] - indptr[rows]
+    owner = np.repeat(np.arange(rows.size), lengths)
+    offsets = np.cumsum(lengths) - lengths
+    position = np.repeat(indptr[rows] - offsets, lengths) + np.arange(lengths.sum())
+    return owner, position
+
+
+def per_sample_bce_csr(outputs: np.ndarray, rows: np.ndarray, labels, *, kind: str = "logits") -> np.ndarray:
+    """:func:`per_sample_bce` against rows of a 0/1 CSR label matrix, without densifying it.
+
+    With softplus(z) = log(1 + e^z): BCE(z, y) = softplus(z) - y z, so
+    l_i = (1/q) [sum_j softplus(z_ij) - sum_{j in Y_i} z_ij]; for probabilities,
+    l_i = (1/q) [-sum_j log(1 - p_ij) - sum_{j in Y_i} (log p_ij - log(1 - p_ij))].
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
+    z = np.asarray(outputs, dtype=np.float64)
+    owner, position = csr_row_entries(labels.indptr, rows)
+    cols = labels.indices[position]
+    if kind == "logits":
+        base, gain = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))), z[owner, cols]
+    else:
+        p = np.clip(z, 1e-12, 1.0 - 1e-12)
+        log_not = np.log1p(-p)
+        base = -log_not
+        gain = np.log(p[owner, cols]) - log_not[owner, cols]
+    return (base.sum(axis=1) - np.bincount(owner, weights=gain, minlength=rows.size)) / z.shape[1]
+
+
 def check_observation(indices, outputs, n: int, q: int, *, kind: str = "logits"):
     """Validate one batch's observation; returns (indices as int64, outputs as float64).
 

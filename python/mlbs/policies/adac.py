@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from mlbs import WeightedIndex
 from mlbs._core import _draw_chain
+from mlbs.losses import csr_row_entries
 from mlbs.policies.adaptive import Adaptive
 from mlbs.stats import cardinality, cooccurrence_matrix, irlbl
 
@@ -82,22 +83,14 @@ class AdaC(Adaptive):
         self.label_ptr = pairs.indptr.astype(np.int64)
         self.label_of = pairs.indices.astype(np.int64)
         self.pair_of = pairs.data.astype(np.int64) - 1
-        self.card = np.diff(self.label_ptr)
         self.pairs = WeightedIndex(csc.nnz, seed=0)
         self._assign_weights(np.ones(self.n))
         self.fallbacks = 0
 
-    def _pairs_of(self, idx: np.ndarray):
-        """Pair positions of the given instances, and the instance each belongs to."""
-        lengths = self.card[idx]
-        owner = np.repeat(np.arange(idx.size), lengths)
-        starts = np.repeat(self.label_ptr[idx] - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-        return self.pair_of[starts + np.arange(lengths.sum())], owner
-
     def _set_weights(self, idx: np.ndarray, omega: np.ndarray) -> None:
         super()._set_weights(idx, omega)
-        positions, owner = self._pairs_of(idx)
-        self.pairs.update(positions, omega[owner])
+        owner, position = csr_row_entries(self.label_ptr, idx)
+        self.pairs.update(self.pair_of[position], omega[owner])
 
     def _assign_weights(self, omega: np.ndarray) -> None:
         super()._assign_weights(omega)

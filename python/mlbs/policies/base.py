@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import scipy.sparse as sp
 
-from mlbs.losses import check_losses, check_observation, last_occurrence, per_sample_bce
+from mlbs.losses import check_losses, check_observation, last_occurrence, per_sample_bce_csr
 
 REFRESH_MODES = ("batch", "epoch")
 
@@ -100,7 +100,7 @@ class Policy(ABC):
             raise ValueError("give exactly one of outputs= and losses=")
         if losses is None:
             idx, out = check_observation(indices, outputs, self.n, self.q, kind=kind)
-            loss = per_sample_bce(out, self.labels[idx], kind=kind)
+            loss = per_sample_bce_csr(out, idx, self.labels, kind=kind)
         else:
             idx, loss = check_losses(indices, losses, self.n)
         idx, loss = last_occurrence(idx, loss)

@@ -1,0 +1,121 @@
+"""Per-batch cost of the selection policies (observe + draw), side by side with the reference way.
+
+For each n, a synthetic multi-label training set with q labels (imbalanced label frequencies,
+about 3 labels per sample) and a stream of batches of B = 128: the policy draws a batch, then
+observes logits for it (normal noise whose scale shrinks over the stream, as losses do in
+training, so the maximum loss moves now and then). Measured per batch, median and mean
+(the mean includes Adaptive's O(n) rebuilds when the maximum loss changes):
+
+- ``random``, ``hard``, ``adaptive``, ``adac``: the mlbs policies with per-batch refresh;
+- ``numpy-adaptive``: what the reference code does per batch, recompute the quantized
+  distribution of all n samples and call ``Generator.choice(n, B, replace=False, p=...)``.
+
+Usage: ``python bench/policy_cost.py [--sizes 10000 1000000] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from mlbs.losses import per_sample_bce
+from mlbs.policies import AdaC, Adaptive, Hard, Random
+from mlbs.policies.transforms import quantized_by_max
+
+BATCH, LABELS, PRESSURE = 128, 100, 8.0
+
+
+def synthetic_labels(n: int, q: int, seed: int = 0) -> sp.csr_matrix:
+    """About 3 positives per row, label j drawn with probability proportional to 0.97^j."""
+    rng = np.random.default_rng(seed)
+    p = 0.97 ** np.arange(q)
+    per_row = rng.integers(1, 6, n)
+    rows = np.repeat(np.arange(n), per_row)
+    cols = rng.choice(q, size=rows.size, p=p / p.sum())
+    Y = sp.csr_matrix((np.ones(rows.size, np.int8), (rows, cols)), shape=(n, q))
+    Y.data[:] = 1
+    return Y
+
+
+class NumpyAdaptive:
+    """The reference code's per-batch work: O(n) recompute of P and an O(n) choice."""
+
+    def __init__(self, Y, w, seed=0):
+        self.Y, self.w, self.n = Y, w, Y.shape[0]
+        self.table = np.zeros(self.n)
+        self.rng = np.random.default_rng(seed)
+
+    def observe(self, idx, logits):
+        self.table[idx] = self.w[idx] * per_sample_bce(logits, self.Y[idx])
+
+    def draw(self, k):
+        omega = quantized_by_max(self.table, self.table.max(), self.n, PRESSURE)
+        return self.rng.choice(self.n, k, replace=False, p=omega / omega.sum())
+
+
+def make(name, Y, w):
+    if name == "random":
+        return Random(Y)
+    if name == "hard":
+        return Hard(Y, pressure=PRESSURE)
+    if name == "adaptive":
+        return Adaptive(Y, weights=w, pressure=PRESSURE)
+    if name == "adac":
+        return AdaC(Y, weights=w, pressure=PRESSURE)
+    return NumpyAdaptive(Y, w)
+
+
+def measure(name, Y, w, batches, seed=1):
+    n = Y.shape[0]
+    policy = make(name, Y, w)
+    rng = np.random.default_rng(seed)
+    if hasattr(policy, "start_selection"):  # warm-up done: one observation of every sample
+        for start in range(0, n, 8192):
+            idx = np.arange(start, min(n, start + 8192))
+            policy.observe(idx, rng.normal(0, 2.0, (idx.size, LABELS)))
+        policy.start_selection()
+    rebuilds0 = getattr(policy, "rebuilds", 0)
+    times = []
+    for t in range(batches):
+        scale = 2.0 * (1.0 - 0.5 * t / batches)
+        logits = rng.normal(0, scale, (BATCH, LABELS))
+        t0 = time.perf_counter()
+        idx = policy.draw(BATCH)
+        policy.observe(idx, logits)
+        times.append(time.perf_counter() - t0)
+    times = np.array(times) * 1e6
+    return {"policy": name, "n": n, "batch": BATCH, "us_per_batch_median": float(np.median(times)),
+            "us_per_batch_mean": float(times.mean()), "batches": batches,
+            "rebuilds": int(getattr(policy, "rebuilds", 0) - rebuilds0)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10**4, 10**6])
+    parser.add_argument("--batches", type=int, default=2000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = []
+    print(f"{'n':>9} {'policy':>15} {'median us':>10} {'mean us':>10} {'rebuilds':>9}")
+    for n in args.sizes:
+        Y = synthetic_labels(n, LABELS)
+        w = 1.0 + np.random.default_rng(2).exponential(0.05, n)
+        for name in ["random", "hard", "adaptive", "adac", "numpy-adaptive"]:
+            batches = args.batches if name != "numpy-adaptive" else max(20, min(args.batches, 2 * 10**7 // n))
+            row = measure(name, Y, w, batches)
+            rows.append(row)
+            print(f"{n:>9} {name:>15} {row['us_per_batch_median']:>10.1f} {row['us_per_batch_mean']:>10.1f} "
+                  f"{row['rebuilds']:>9}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
