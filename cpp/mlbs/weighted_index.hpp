@@ -315,7 +315,12 @@ class WeightedIndex {
 
   // Write leaves (checked input), keep the non-zero count, recompute ancestors and the total.
   void write_leaves(const std::int64_t* idx, const double* w, std::size_t k) {
+    constexpr std::size_t kAhead = 8;
     for (std::size_t t = 0; t < k; ++t) {
+      if (t + kAhead < k) {  // the whole record: its prefix sums are rewritten next
+        const double* ahead = record(0, static_cast<std::size_t>(idx[t + kAhead]) >> kShift);
+        for (std::size_t line = 0; line < kRecord; line += 8) MLBS_PREFETCH(ahead + line);
+      }
       double& slot = *leaf(static_cast<std::size_t>(idx[t]));
       nonzero_ += (w[t] > 0) - (slot > 0);
       slot = w[t] + 0.0;  // -0.0 becomes +0.0: a set sign bit marks drawn items
