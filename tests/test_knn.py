@@ -1,0 +1,179 @@
+"""kNN search and the imbalance weights (eqs. 2, 4, w = 1 + epsilon) against slow references."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mlbs.knn import (imbalance_weights, instance_weights, knn_reference, local_imbalance,
+                      local_imbalance_reference, nearest_neighbors, normalized_imbalance,
+                      normalized_imbalance_reference, prepare_features)
+from mlbs.stats import minority_labels
+
+
+def clustered(n, d, seed, components=6):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((components, d)) * 5
+    return (centres[rng.integers(0, components, n)] + rng.standard_normal((n, d))).astype(np.float64)
+
+
+@pytest.mark.parametrize("method, kwargs", [
+    ("exact", {}),                           # brute force
+    ("exact", {"flat_max_rows": 0}),         # certified pruning
+])
+def test_exact_search_matches_reference(method, kwargs):
+    X = clustered(400, 6, seed=1)
+    nb = nearest_neighbors(X, 7, method=method, **kwargs)
+    np.testing.assert_array_equal(nb.indices, knn_reference(X, 7))
+    D = ((X[:, None, :] - X[nb.indices]) ** 2).sum(-1)
+    np.testing.assert_allclose(nb.distances, D, rtol=1e-4, atol=1e-4)
+
+
+def test_pruned_exact_equals_flat_on_unstructured_data():
+    X = np.random.default_rng(3).standard_normal((3000, 12))
+    a = nearest_neighbors(X, 5, method="exact", flat_max_rows=0)
+    b = nearest_neighbors(X, 5, method="exact")
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert a.params["algorithm"] == "pruned" and b.params["algorithm"] == "flat"
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_approximate_methods_have_high_recall(method):
+    X = clustered(4000, 16, seed=2, components=20)
+    approx = nearest_neighbors(X, 5, method=method, nlist=32, nprobe=8, seed=0)
+    exact = nearest_neighbors(X, 5, method="exact")
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(approx.indices.tolist(), exact.indices.tolist())])
+    assert recall >= 0.95, recall
+    assert approx.method == method
+    assert not (approx.indices == np.arange(4000)[:, None]).any()  # self excluded
+
+
+def test_auto_switches_to_approximate_above_threshold():
+    X = clustered(600, 4, seed=4)
+    assert nearest_neighbors(X, 3).method == "exact"
+    assert nearest_neighbors(X, 3, exact_max_rows=500, nlist=8).method == "ivf"
+
+
+def test_self_exclusion_with_duplicates():
+    # rows 0..3 identical: self must be removed by id even if it is not returned first
+    X = np.vstack([np.zeros((4, 2)), np.arange(20, dtype=float).reshape(10, 2) + 5])
+    nb = nearest_neighbors(X, 3, method="exact")
+    for i in range(4):
+        assert i not in nb.indices[i] and set(nb.indices[i]) == set(range(4)) - {i}
+    np.testing.assert_array_equal(nb.indices, knn_reference(X, 3))
+    by_pos = nearest_neighbors(X, 3, method="exact", self_exclusion="position")
+    np.testing.assert_array_equal(by_pos.indices, knn_reference(X, 3, "position"))
+    keep = nearest_neighbors(X, 3, method="exact", self_exclusion="none")
+    assert keep.indices.shape == (14, 3)
+
+
+def test_ties_ordered_by_index():
+    X = np.array([[0.0], [1.0], [-1.0], [2.0], [-2.0]])
+    nb = nearest_neighbors(X, 4, method="exact")
+    np.testing.assert_array_equal(nb.indices[0], [1, 2, 3, 4])
+
+
+def test_input_conversion_and_errors():
+    Xf = prepare_features(np.asfortranarray(np.ones((5, 3), dtype=np.float64)))
+    assert Xf.dtype == np.float32 and Xf.flags.c_contiguous
+    with pytest.raises(ValueError, match="NaN"):
+        prepare_features(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="needs at least"):
+        nearest_neighbors(np.ones((3, 2)), 3)
+
+
+def test_sparse_features_densified_or_projected():
+    Xs = sp.random(300, 50, density=0.2, random_state=6, format="csr")
+    a = nearest_neighbors(Xs, 4, method="exact")
+    np.testing.assert_array_equal(a.indices, knn_reference(Xs.toarray(), 4))
+    # tiny memory budget forces the seeded random projection: approximate but reproducible
+    p1 = prepare_features(Xs, max_dense_bytes=10, reduce_dim=256, seed=1)
+    p2 = prepare_features(Xs, max_dense_bytes=10, reduce_dim=256, seed=1)
+    assert p1.shape == (300, 256) and np.array_equal(p1, p2)
+    D = ((Xs.toarray()[:, None] - Xs.toarray()[None]) ** 2).sum(-1)
+    Dp = ((p1[:, None] - p1[None]) ** 2).sum(-1)
+    iu = np.triu_indices(300, 1)
+    assert np.corrcoef(D[iu], Dp[iu])[0, 1] > 0.9
+    assert np.mean(Dp[iu] / D[iu]) == pytest.approx(1.0, abs=0.05)  # JL: unbiased squared distances
+
+
+def random_labels(n, q, seed):
+    rng = np.random.default_rng(seed)
+    rates = np.linspace(0.02, 0.6, q)
+    return sp.csr_matrix((rng.random((n, q)) < rates).astype(np.int8))
+
+
+def test_local_imbalance_matches_reference():
+    X = clustered(300, 5, seed=7)
+    Y = random_labels(300, 12, seed=8)
+    nb = nearest_neighbors(X, 5, method="exact").indices
+    labels = minority_labels(Y)
+    assert labels.size > 0
+    B = local_imbalance(Y, nb, labels)
+    np.testing.assert_allclose(B.toarray(), local_imbalance_reference(Y, nb, labels))
+    # stored pattern == positives of minority labels (B = 0 entries kept)
+    Yd = Y.toarray().astype(bool)
+    mask = np.zeros_like(Yd)
+    mask[:, labels] = Yd[:, labels]
+    assert B.nnz == mask.sum()
+    np.testing.assert_array_equal(B.toarray() != 0, mask & (B.toarray() != 0))
+
+
+@pytest.mark.parametrize("convention", ["code", "paper"])
+def test_normalized_imbalance_and_weights_match_reference(convention):
+    X = clustered(300, 5, seed=9)
+    Y = random_labels(300, 12, seed=10)
+    res = imbalance_weights(X, Y, 5, convention=convention, method="exact")
+    Bd = np.full(Y.shape, np.nan)
+    coo = res.B.tocoo()
+    Bd[coo.row, coo.col] = coo.data
+    Sref = normalized_imbalance_reference(Bd, res.minority, convention)
+    Sd = np.full(Y.shape, np.nan)
+    coo = res.S.tocoo()
+    Sd[coo.row, coo.col] = coo.data
+    np.testing.assert_allclose(Sd, Sref, equal_nan=True)
+    eps_ref = np.nansum(np.where(Sref == -1, 0.0, Sref), axis=1)
+    np.testing.assert_allclose(res.epsilon, eps_ref)
+    np.testing.assert_allclose(res.w, 1 + eps_ref)
+    # each minority label with T_j > 0 distributes one unit of mass
+    b = coo_b = res.B.tocoo()
+    inc = (coo_b.data > 0) & (coo_b.data < 1) if convention == "code" else coo_b.data < 1
+    T = np.bincount(coo_b.col[inc], weights=b.data[inc], minlength=Y.shape[1])
+    assert res.epsilon.sum() == pytest.approx(np.sum(T[res.minority] > 0))
+
+
+def test_conventions_differ_only_when_T_is_zero():
+    # label 1 (minority): positives at rows 0, 1 with B in {0, 1} only -> T = 0
+    Y = sp.csr_matrix(np.array([[1, 1], [1, 1], [1, 0], [1, 0], [1, 0], [1, 0]]))
+    nb = np.array([[1], [2], [0], [0], [0], [0]])  # row 0 -> row 1 (positive, B=0); row 1 -> row 2 (B=1)
+    B = local_imbalance(Y, nb, [1])
+    np.testing.assert_allclose(B.toarray()[:, 1], [0, 1, 0, 0, 0, 0])
+    S_code = normalized_imbalance(B, "code")
+    S_paper = normalized_imbalance(B, "paper")
+    np.testing.assert_array_equal(S_code.toarray()[:2, 1], [-1, -1])
+    assert np.isnan(S_paper.toarray()[0, 1]) and S_paper.toarray()[1, 1] == -1
+    w_code, _ = instance_weights(S_code)
+    w_paper, _ = instance_weights(S_paper)
+    np.testing.assert_array_equal(w_code, np.ones(6))
+    assert np.isnan(w_paper[0]) and np.isfinite(w_paper[1:]).all()
+
+
+def test_weights_are_one_without_minority_labels():
+    Y = sp.csr_matrix(np.tile([[1, 0], [0, 1]], (10, 1)))
+    res = imbalance_weights(np.random.default_rng(0).random((20, 3)), Y, 3)
+    assert res.minority.size == 0 and np.array_equal(res.w, np.ones(20))
+
+
+def test_weights_on_real_yeast():
+    from test_data_realdata import real_dataset
+
+    from mlbs.data.preprocess import MinMaxScaler
+
+    data = real_dataset("yeast")
+    X = MinMaxScaler().fit_transform(data.X)
+    res = imbalance_weights(X, data.Y, 5)
+    ref = nearest_neighbors(X, 5, method="exact", flat_max_rows=0)
+    np.testing.assert_array_equal(res.neighbors.indices, ref.indices)
+    assert res.minority.tolist() == list(minority_labels(data.Y))
+    assert (res.w >= 1).all() and res.w.max() > 1
+    assert res.epsilon.sum() == pytest.approx(res.minority.size)  # yeast: every minority label has T_j > 0
