@@ -129,8 +129,9 @@ def last_occurrence(indices: np.ndarray, values: np.ndarray):
     """Keep, for a repeated index, only its last value (the "last write wins" rule)."""
     if indices.size < 2:
         return indices, values
-    rev_unique, rev_pos = np.unique(indices[::-1], return_index=True)
-    if rev_unique.size == indices.size:
+    ordered = np.sort(indices)
+    if (ordered[1:] != ordered[:-1]).all():  # the usual case: a batch of distinct samples
         return indices, values
+    rev_unique, rev_pos = np.unique(indices[::-1], return_index=True)
     keep = np.sort(indices.size - 1 - rev_pos)
     return indices[keep], values[keep]
