@@ -15,11 +15,12 @@ Neighbour search (:func:`nearest_neighbors`)
   float32 GEMM per block) only with the cells that the triangle inequality
   cannot exclude. On data without structure it degrades to brute force.
 * Approximate search (``method="ivf"``): ``nlist = 4 sqrt(n)`` k-means
-  cells (trained on a seeded sample of ``64 nlist`` rows), ``nprobe`` cells
-  visited per query (default 24), no certificate. IVF was chosen over HNSW because its build
-  is deterministic for a given seed (HNSW's multi-threaded insertion is not)
-  and it reached the recall target of ``bench/knn_weights.py`` (recall@k >=
-  0.95 at n = 1e6) in less time on 2 cores. ``method="hnsw"``
+  cells (10 iterations on a seeded sample of ``32 nlist`` rows), ``nprobe``
+  cells visited per query (default 16), no certificate. IVF was chosen over
+  HNSW because its build is deterministic for a given seed (HNSW's
+  multi-threaded insertion order is not), so the weights are reproducible;
+  its speed and recall@k at n = 1e6 are measured by ``bench/knn_weights.py``
+  (HNSW was not benchmarked at that size). ``method="hnsw"``
   (``faiss.IndexHNSWFlat``) is available as an option.
 * Self is excluded **by id** (methods.md 2.7): ``k + 1 + tie_margin``
   candidates are retrieved, ordered by (distance, index), the query's own
@@ -168,14 +169,15 @@ def _build_index(Xf, method, seed, nlist, nprobe, hnsw_m, ef_search):
 
 
 def _ivf_index(Xf, nlist, seed):
-    """Seeded IVF-Flat index over ``Xf`` with ``nlist`` cells (trained on <= 64 nlist rows)."""
+    """Seeded IVF-Flat index over ``Xf`` with ``nlist`` cells (k-means: 10 iterations on <= 32 nlist rows)."""
     import faiss
 
     n, d = Xf.shape
     quantizer = faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist)
     index.cp.seed = int(seed)
-    n_train = min(n, 64 * nlist)
+    index.cp.niter = 10
+    n_train = min(n, 32 * nlist)
     rng = np.random.default_rng(seed)
     sample = Xf if n_train == n else Xf[np.sort(rng.choice(n, n_train, replace=False))]
     index.train(sample)
@@ -272,7 +274,7 @@ def _pruned_exact_search(Xf, c, seed, first_cells=4, chunk=65536):
 
 def nearest_neighbors(X, k: int = 5, *, method: str = "auto", exact_max_rows: int = EXACT_MAX_ROWS,
                       self_exclusion: str = "id", tie_margin: int = 4, nlist: int | None = None,
-                      nprobe: int = 24, hnsw_m: int = 32, ef_search: int = 128, seed: int = 0,
+                      nprobe: int = 16, hnsw_m: int = 32, ef_search: int = 128, seed: int = 0,
                       n_threads: int | None = None, max_dense_bytes: int = 2 << 30,
                       reduce_dim: int = 256, flat_max_rows: int = 20_000) -> Neighbors:
     """k nearest neighbours of every row of ``X`` among the rows of ``X``.

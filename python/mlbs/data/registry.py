@@ -214,8 +214,9 @@ def load_dataset(name: str, data_dir=None, *, part: str = "union", cache: bool =
     part : {"union", "train", "test"}
     cache : bool
         Use the sha256-keyed parse cache (:mod:`mlbs.data.cache`).
-    cache_dir : path, optional
-        Explicit cache folder.
+    cache_dir : path or "source", optional
+        Cache folder (default: ``MLBS_CACHE`` or the user cache folder;
+        ``"source"``: next to the ARFF file).
     check : bool
         Verify ``n``, ``d``, ``q`` (and, for the union, the label cardinality)
         against the registry.
