@@ -46,28 +46,25 @@ def test_draw_distinct(benchmark, weighted):
     assert len(set(benchmark(weighted.draw_distinct, B).tolist())) == B
 
 
-def test_step_update_then_draw_distinct(benchmark, weighted, batches):
+def stepper(index, batches, draw):
+    """One step: update a batch of B weights (or scores), then draw B distinct items."""
     idx, w = batches
     counter = iter(range(10**9))
 
     def step():
         t = next(counter) % 64
-        weighted.update(idx[t], w[t])
-        return weighted.draw_distinct(B)
+        index.update(idx[t], w[t])
+        return draw()
 
-    assert len(benchmark(step)) == B
+    return step
+
+
+def test_step_update_then_draw_distinct(benchmark, weighted, batches):
+    assert len(benchmark(stepper(weighted, batches, lambda: weighted.draw_distinct(B)))) == B
 
 
 def test_rank_step_update_then_draw_distinct(benchmark, ranked, batches):
-    idx, w = batches
-    counter = iter(range(10**9))
-
-    def step():
-        t = next(counter) % 64
-        ranked.update(idx[t], w[t])
-        return ranked.draw_distinct(B, 8.0)
-
-    assert len(benchmark(step)) == B
+    assert len(benchmark(stepper(ranked, batches, lambda: ranked.draw_distinct(B, 8.0)))) == B
 
 
 def test_assign(benchmark, weighted):

@@ -91,10 +91,60 @@ void bind_rng_state(py::class_<Core>& cls) {
       "Restart the generator from `seed`.");
 }
 
-void check_pair(const IndexArray& idx, const FloatArray& values, const char* what) {
+void check_pair(const IndexArray& idx, const FloatArray& values, const std::string& what) {
   if (idx.size() != values.size())
-    throw py::value_error("indices and " + std::string(what) + " have different lengths (" +
+    throw py::value_error("indices and " + what + " have different lengths (" +
                           std::to_string(idx.size()) + " and " + std::to_string(values.size()) + ")");
+}
+
+// What both cores share: construction from (n, seed), len, the per-item values (weights or
+// scores) with assign/update, the generator state and pickling.
+template <class Core, void (Core::*Copy)(double*) const>
+void bind_items(py::class_<Core>& cls, const std::string& values, const char* assign_doc, const char* update_doc) {
+  const std::string kind = py::str(cls.attr("__name__")).cast<std::string>();
+  cls.def(py::init([kind](std::int64_t n, std::optional<std::uint64_t> seed) {
+            if (n <= 0)
+              throw py::value_error("a " + kind + " needs at least one item, got n = " + std::to_string(n));
+            return new Core(static_cast<std::size_t>(n), seed_or_entropy(seed));
+          }),
+          py::arg("n"), py::kw_only(), py::arg("seed") = py::none());
+  cls.def("__len__", &Core::size);
+  auto copy = [](const Core& self) {
+    FloatArray out(static_cast<py::ssize_t>(self.size()));
+    (self.*Copy)(out.mutable_data());
+    return out;
+  };
+  cls.def(values.c_str(), copy, ("Copy of all n " + values + ".").c_str());
+  cls.def(
+      "assign",
+      [values](Core& self, const py::handle& given) {
+        FloatArray v = as_reals(given, values.c_str());
+        if (static_cast<std::size_t>(v.size()) != self.size())
+          throw py::value_error("assign needs " + std::to_string(self.size()) + " " + values + ", got " +
+                                std::to_string(v.size()));
+        py::gil_scoped_release nogil;
+        self.assign(v.data());
+      },
+      py::arg(values.c_str()), assign_doc);
+  cls.def(
+      "update",
+      [values](Core& self, const py::handle& indices, const py::handle& given) {
+        IndexArray idx = as_indices(indices);
+        FloatArray v = as_reals(given, values.c_str());
+        check_pair(idx, v, values);
+        py::gil_scoped_release nogil;
+        self.update(idx.data(), v.data(), static_cast<std::size_t>(idx.size()));
+      },
+      py::arg("indices"), py::arg(values.c_str()), update_doc);
+  bind_rng_state(cls);
+  cls.def(py::pickle(
+      [copy](Core& self) { return py::make_tuple(self.size(), copy(self), self.rng().state()); },
+      [](const py::tuple& t) {
+        auto* core = new Core(t[0].cast<std::size_t>());
+        core->assign(t[1].cast<FloatArray>().data());
+        core->rng().set_state(t[2].cast<mlbs::Rng::State>());
+        return core;
+      }));
 }
 
 }  // namespace
@@ -118,13 +168,10 @@ A 16-ary sum tree of fp64 weights, 8.5 bytes per item. Internal sums are recompu
 their children in a fixed order, so the tree never drifts and the same weights always give
 the same tree. See cpp/mlbs/weighted_index.hpp.
 )doc");
-  wi.def(py::init([](std::int64_t n, std::optional<std::uint64_t> seed) {
-           if (n <= 0)
-             throw py::value_error("a WeightedIndex needs at least one item, got n = " + std::to_string(n));
-           return new mlbs::WeightedIndex(static_cast<std::size_t>(n), seed_or_entropy(seed));
-         }),
-         py::arg("n"), py::kw_only(), py::arg("seed") = py::none());
-  wi.def("__len__", &mlbs::WeightedIndex::size);
+  bind_items<mlbs::WeightedIndex, &mlbs::WeightedIndex::copy_weights>(
+      wi, "weights", "Set all n weights at once: O(n).",
+      "Set weights[indices[t]] = weights[t] in order: O(k log n). A repeated index keeps the last "
+      "weight given for it. Nothing changes if any input is invalid.");
   wi.def("total", &mlbs::WeightedIndex::total, "Sum of all weights.");
   wi.def("nonzero", &mlbs::WeightedIndex::nonzero, "Number of items with positive weight.");
   wi.def("memory_bytes", &mlbs::WeightedIndex::memory_bytes, "Bytes held by the tree.");
@@ -137,37 +184,6 @@ the same tree. See cpp/mlbs/weighted_index.hpp.
         return self.weight(static_cast<std::size_t>(i));
       },
       py::arg("i"), "Weight of item i.");
-  wi.def(
-      "weights",
-      [](const mlbs::WeightedIndex& self) {
-        FloatArray out(static_cast<py::ssize_t>(self.size()));
-        self.copy_weights(out.mutable_data());
-        return out;
-      },
-      "Copy of all n weights.");
-  wi.def(
-      "assign",
-      [](mlbs::WeightedIndex& self, const py::handle& weights) {
-        FloatArray w = as_reals(weights, "weights");
-        if (static_cast<std::size_t>(w.size()) != self.size())
-          throw py::value_error("assign needs " + std::to_string(self.size()) + " weights, got " +
-                                std::to_string(w.size()));
-        py::gil_scoped_release nogil;
-        self.assign(w.data());
-      },
-      py::arg("weights"), "Set all n weights at once: O(n).");
-  wi.def(
-      "update",
-      [](mlbs::WeightedIndex& self, const py::handle& indices, const py::handle& weights) {
-        IndexArray idx = as_indices(indices);
-        FloatArray w = as_reals(weights, "weights");
-        check_pair(idx, w, "weights");
-        py::gil_scoped_release nogil;
-        self.update(idx.data(), w.data(), static_cast<std::size_t>(idx.size()));
-      },
-      py::arg("indices"), py::arg("weights"),
-      "Set weights[indices[t]] = weights[t] in order: O(k log n). A repeated index keeps the last "
-      "weight given for it. Nothing changes if any input is invalid.");
   wi.def(
       "draw",
       [](mlbs::WeightedIndex& self, std::int64_t k) {
@@ -225,19 +241,6 @@ the same tree. See cpp/mlbs/weighted_index.hpp.
         return out;
       },
       "weights / total, for all items.");
-  bind_rng_state(wi);
-  wi.def(py::pickle(
-      [](mlbs::WeightedIndex& self) {
-        FloatArray w(static_cast<py::ssize_t>(self.size()));
-        self.copy_weights(w.mutable_data());
-        return py::make_tuple(self.size(), w, self.rng().state());
-      },
-      [](const py::tuple& t) {
-        auto* wi = new mlbs::WeightedIndex(t[0].cast<std::size_t>());
-        wi->assign(t[1].cast<FloatArray>().data());
-        wi->rng().set_state(t[2].cast<mlbs::Rng::State>());
-        return wi;
-      }));
 
   m.def(
       "_draw_chain",
@@ -285,42 +288,8 @@ n : int
 seed : int, optional
     Seed of the generator (xoshiro256**). None draws one from the operating system.
 )doc");
-  ri.def(py::init([](std::int64_t n, std::optional<std::uint64_t> seed) {
-           if (n <= 0)
-             throw py::value_error("a RankIndex needs at least one item, got n = " + std::to_string(n));
-           return new mlbs::RankIndex(static_cast<std::size_t>(n), seed_or_entropy(seed));
-         }),
-         py::arg("n"), py::kw_only(), py::arg("seed") = py::none());
-  ri.def("__len__", &mlbs::RankIndex::size);
-  ri.def(
-      "scores",
-      [](const mlbs::RankIndex& self) {
-        FloatArray out(static_cast<py::ssize_t>(self.size()));
-        std::copy(self.scores(), self.scores() + self.size(), out.mutable_data());
-        return out;
-      },
-      "Copy of all n scores.");
-  ri.def(
-      "assign",
-      [](mlbs::RankIndex& self, const py::handle& scores) {
-        FloatArray s = as_reals(scores, "scores");
-        if (static_cast<std::size_t>(s.size()) != self.size())
-          throw py::value_error("assign needs " + std::to_string(self.size()) + " scores, got " +
-                                std::to_string(s.size()));
-        py::gil_scoped_release nogil;
-        self.assign(s.data());
-      },
-      py::arg("scores"), "Set all n scores at once: O(n log n).");
-  ri.def(
-      "update",
-      [](mlbs::RankIndex& self, const py::handle& indices, const py::handle& scores) {
-        IndexArray idx = as_indices(indices);
-        FloatArray s = as_reals(scores, "scores");
-        check_pair(idx, s, "scores");
-        py::gil_scoped_release nogil;
-        self.update(idx.data(), s.data(), static_cast<std::size_t>(idx.size()));
-      },
-      py::arg("indices"), py::arg("scores"),
+  bind_items<mlbs::RankIndex, &mlbs::RankIndex::copy_scores>(
+      ri, "scores", "Set all n scores at once: O(n log n).",
       "Set scores[indices[t]] = scores[t] in order: O(k log n). Nothing changes if any input is "
       "invalid.");
   ri.def(
@@ -371,17 +340,4 @@ seed : int, optional
         return out;
       },
       py::arg("pressure"), "Probability of every item under the rank law.");
-  bind_rng_state(ri);
-  ri.def(py::pickle(
-      [](mlbs::RankIndex& self) {
-        FloatArray s(static_cast<py::ssize_t>(self.size()));
-        std::copy(self.scores(), self.scores() + self.size(), s.mutable_data());
-        return py::make_tuple(self.size(), s, self.rng().state());
-      },
-      [](const py::tuple& t) {
-        auto* ri = new mlbs::RankIndex(t[0].cast<std::size_t>());
-        ri->assign(t[1].cast<FloatArray>().data());
-        ri->rng().set_state(t[2].cast<mlbs::Rng::State>());
-        return ri;
-      }));
 }

@@ -50,7 +50,7 @@ class RankIndex {
 
   std::size_t size() const { return n_; }
   double score(std::size_t i) const { return score_[i]; }
-  const double* scores() const { return score_.data(); }
+  void copy_scores(double* out) const { std::copy(score_.begin(), score_.end(), out); }
   Rng& rng() { return rng_; }
 
   // Set all n scores: O(n log n).
