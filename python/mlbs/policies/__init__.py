@@ -3,7 +3,10 @@
 from mlbs.policies.adac import AdaC
 from mlbs.policies.adaptive import Adaptive
 from mlbs.policies.base import Policy
+from mlbs.policies.d2ace import D2ACE
 from mlbs.policies.hard import Hard
+from mlbs.policies.history import ActiveBias, RecencyBias
 from mlbs.policies.random import Random
+from mlbs.policies.uncertain import Uncertain
 
-__all__ = ["AdaC", "Adaptive", "Hard", "Policy", "Random"]
+__all__ = ["ActiveBias", "AdaC", "Adaptive", "D2ACE", "Hard", "Policy", "Random", "RecencyBias", "Uncertain"]

@@ -28,3 +28,48 @@ def quantized_by_max(scores: np.ndarray, score_max: float, n: int, pressure: flo
         return np.ones_like(scores)
     levels = np.clip(np.ceil(n * scores / score_max), 0.0, n)
     return np.exp(levels * (np.log(pressure) / n))
+
+
+def quantized_min_max(scores: np.ndarray, pressure: float, *, clip: bool = False,
+                      nonfinite: str = "raise") -> np.ndarray:
+    """Quantized min-max transform (QMM, methods.md 2.3): omega_i = s^(-k_i / N).
+
+    s_hat_i = (score_i - min) / (max - min), k_i = ceil((1 - s_hat_i) N), so the highest score
+    gets omega = 1 and the lowest 1/s (a linear quantisation of the score value, not a rank).
+    ``clip=True`` clamps k_i to [1, N] ([CD]; only the top weight changes, by s^(-1/N)).
+    Constant scores (max = min) give uniform weights (methods.md 2.6). A pressure s < 1 (the
+    increasing [CU] schedule before epoch 10) favours low scores; s = 1 is uniform.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (N,)
+    pressure : float
+        s > 0.
+    clip : bool
+    nonfinite : {"raise", "uniform"}
+        What a NaN or infinite score does: raise (default), or make the weights uniform, as in
+        [CD] where a NaN makes ``max - min > 0`` false (compat ``entropy_nan``, methods.md 2.6).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    s = float(pressure)
+    if not (np.isfinite(s) and s > 0):
+        raise ValueError(f"selection pressure must be a finite number > 0, got {pressure!r}")
+    if nonfinite not in ("raise", "uniform"):
+        raise ValueError(f"nonfinite must be 'raise' or 'uniform', got {nonfinite!r}")
+    n = scores.size
+    finite = np.isfinite(scores)
+    if not finite.all():
+        if nonfinite == "uniform":
+            return np.ones(n)
+        bad = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"score of sample {bad} is {scores[bad]}: scores must be finite")
+    lo, hi = (scores.min(), scores.max()) if n else (0.0, 0.0)
+    if not hi - lo > 0:
+        return np.ones(n)
+    levels = np.ceil((1.0 - (scores - lo) / (hi - lo)) * n)
+    levels = np.clip(levels, 1.0 if clip else 0.0, n)
+    return np.exp(levels * (-np.log(s) / n))
