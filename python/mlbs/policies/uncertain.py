@@ -21,12 +21,15 @@ UNCERTAIN_PRESETS = {
 }
 
 
-def bin_uncertainty(E: np.ndarray) -> np.ndarray:
-    """E_bar: [0, .2) -> .1, [.2, .4) -> .3, [.4, .6) -> .5, [.6, .8) -> .7, [.8, 1] -> .9; NaN -> .9."""
+def bin_index(E: np.ndarray) -> np.ndarray:
+    """b_ij in {0..4}: [0, .2) -> 0, [.2, .4) -> 1, ..., [.8, 1] -> 4; NaN -> 4 (methods.md 7)."""
     E = np.asarray(E, dtype=np.float64)
-    out = BIN_VALUES[np.digitize(E, BIN_EDGES)]
-    out[np.isnan(E)] = BIN_VALUES[-1]
-    return out
+    return np.where(np.isnan(E), BIN_VALUES.size - 1, np.digitize(E, BIN_EDGES))
+
+
+def bin_uncertainty(E: np.ndarray) -> np.ndarray:
+    """E_bar = 0.1 + 0.2 b: [0, .2) -> .1, [.2, .4) -> .3, ..., [.8, 1] -> .9; NaN -> .9."""
+    return BIN_VALUES[bin_index(E)]
 
 
 class Uncertain(EpochPolicy):
@@ -87,12 +90,16 @@ class Uncertain(EpochPolicy):
     def scores(self, epoch: int) -> np.ndarray:
         """score_i = sum_j E_bar_ij at the given (evaluation) epoch."""
         E = np.minimum(self.signals.E.astype(np.float64), 1.0)
-        if epoch >= self.bin_from_epoch:
-            E = bin_uncertainty(E)
-        return E.sum(axis=1)
+        return (bin_uncertainty(E) if epoch >= self.bin_from_epoch else E).sum(axis=1)
 
     def _weights(self, epoch: int) -> np.ndarray:
-        return quantized_min_max(self.scores(epoch), self.pressure(epoch), clip=self.qmm_clip)
+        if epoch >= self.bin_from_epoch:
+            # sum_j E_bar_ij = 0.1 q + 0.2 sum_j b_ij: QMM is invariant to this increasing affine map
+            # (2.3), and the integer sums make the level boundaries exact.
+            scores = bin_index(self.signals.E).sum(axis=1).astype(np.float64)
+        else:
+            scores = self.scores(epoch)
+        return quantized_min_max(scores, self.pressure(epoch), clip=self.qmm_clip)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "signals": self.signals.state_dict()}
