@@ -166,21 +166,28 @@ def uncertain_probabilities(E, epoch: int, pressure: float, bin_from_epoch: int 
     return w / w.sum()
 
 
+def dense_context(Y, neighbors) -> np.ndarray:
+    """Z_i = max over {i} u neighbors[i] of the label rows (dense, 0/1)."""
+    Yd = np.asarray(sp.csr_matrix(Y).toarray(), dtype=float)
+    Z = np.zeros(Yd.shape)
+    for i in range(Yd.shape[0]):
+        for m in [i, *neighbors[i]]:
+            Z[i] = np.maximum(Z[i], Yd[m])
+    return Z
+
+
 def d2ace_probabilities(E, phi, loss, Y, neighbors, *, pressure: float, beta: float,
-                        loss_transform: str = "1-exp", eps: float = 1e-8, clip: bool = False):
+                        loss_transform: str = "1-exp", eps: float = 1e-8, clip: bool = False, Z=None):
     """Dense transcription of methods.md 8.3: returns (P^U, P^H, P), O(N q^2).
 
-    ``neighbors`` (n, k) excludes self; Z includes it.
+    ``neighbors`` (n, k) excludes self; Z (:func:`dense_context`, built unless given) includes it.
     """
     E, phi, loss = (np.asarray(a, dtype=float) for a in (E, phi, loss))
     Yd = np.asarray(sp.csr_matrix(Y).toarray(), dtype=float)
     n, q = Yd.shape
     g = 1 - np.exp(-loss) if loss_transform == "1-exp" else 2 - np.exp(-loss)
     h = g * (1 - phi)
-    Z = np.zeros((n, q))
-    for i in range(n):
-        for m in [i, *neighbors[i]]:
-            Z[i] = np.maximum(Z[i], Yd[m])
+    Z = dense_context(Yd, neighbors) if Z is None else np.asarray(Z, dtype=float)
     pools = []
     for X in (E, h):
         v = np.exp(0.5 * X.mean(axis=0) + 0.5 * X.std(axis=0))
