@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "python"))  # PYTHONPATH (e.g. a snapshot) wins
 
 from mlbs.knn import imbalance_weights, nearest_neighbors  # noqa: E402
 

@@ -86,11 +86,11 @@ def test_sha256_of_sources_matches_sources_md(name):
 
 def test_train_test_parts_union():
     data_dir = real_data_dir()
-    union = real_dataset("yeast")
-    train = load_dataset("yeast", data_dir, part="train")
-    test = load_dataset("yeast", data_dir, part="test")
+    union = real_dataset("scene")
+    train = load_dataset("scene", data_dir, part="train")
+    test = load_dataset("scene", data_dir, part="test")
     assert train.n + test.n == union.n
-    # the union is train rows followed by test rows (SOURCES.md)
+    # scene's union is train rows followed by test rows (SOURCES.md)
     assert (union.X[: train.n] == train.X).all() and (union.Y[train.n:] != test.Y).nnz == 0
 
 

@@ -47,9 +47,9 @@ def test_bundled_fallback_works_offline(tmp_path):
 def test_shape_check_rejects_a_wrong_file(tmp_path):
     folder = tmp_path / "yeast"
     folder.mkdir()
-    raw = lzma.open(BUNDLED_DIR / "yeast.arff.xz").read().decode()
-    head, rows = raw.split("@data")
-    (folder / "yeast.arff").write_text(head + "@data" + "\n".join(rows.strip().splitlines()[:-1]) + "\n")
+    lines = lzma.open(BUNDLED_DIR / "yeast.arff.xz").read().decode().splitlines()
+    last = max(i for i, line in enumerate(lines) if line.strip())
+    (folder / "yeast.arff").write_text("\n".join(lines[:last]) + "\n")  # one data row fewer
     shutil.copy(BUNDLED_DIR / "yeast.xml", folder / "yeast.xml")
     with pytest.raises(DatasetMismatchError, match="expected"):
         load_dataset("yeast", tmp_path, cache_dir=tmp_path / "c")
