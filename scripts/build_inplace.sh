@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v python)" >/dev/null
 cmake --build build/dev
-cp build/dev/_core*.so python/mlbs/
+# Copy then rename: a Python process that has the old module mapped keeps a valid file.
+for so in build/dev/_core*.so; do
+  cp "$so" "python/mlbs/.$(basename "$so").tmp"
+  mv -f "python/mlbs/.$(basename "$so").tmp" "python/mlbs/$(basename "$so")"
+done

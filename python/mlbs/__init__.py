@@ -12,7 +12,15 @@ Both carry a seeded xoshiro256** generator whose state (``rng_state``) can be sa
 and both pickle, so a training run can be checkpointed and resumed with identical draws.
 """
 
-from mlbs._core import RankIndex, WeightedIndex
-
 __version__ = "0.1.0"
 __all__ = ["RankIndex", "WeightedIndex", "__version__"]
+
+
+def __getattr__(name):
+    # The compiled core is loaded on first use, so that the pure-Python parts (data, stats,
+    # metrics, models) import without it.
+    if name in ("RankIndex", "WeightedIndex"):
+        from mlbs import _core
+
+        return getattr(_core, name)
+    raise AttributeError(f"module 'mlbs' has no attribute {name!r}")
