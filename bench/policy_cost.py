@@ -4,7 +4,9 @@ For each n, a synthetic multi-label training set with q labels (imbalanced label
 about 3 labels per sample) and a stream of batches of B = 128: the policy draws a batch, then
 observes logits for it (normal noise whose scale shrinks over the stream, as losses do in
 training, so the maximum loss moves now and then). Measured per batch, median and mean
-(the mean includes Adaptive's O(n) rebuilds when the maximum loss changes):
+(the mean includes Adaptive's O(n) rebuilds when the maximum loss changes), with the observation
+given as float32 logits (the library computes the per-sample BCE) or as the per-sample losses
+the training step computed anyway:
 
 - ``random``, ``hard``, ``adaptive``, ``adac``: the mlbs policies with per-batch refresh;
 - ``numpy-adaptive``: what the reference code does per batch, recompute the quantized
@@ -50,8 +52,10 @@ class NumpyAdaptive:
         self.table = np.zeros(self.n)
         self.rng = np.random.default_rng(seed)
 
-    def observe(self, idx, logits):
-        self.table[idx] = self.w[idx] * per_sample_bce(logits, self.Y[idx])
+    def observe(self, idx, logits=None, losses=None):
+        if losses is None:
+            losses = per_sample_bce(logits, self.Y[idx])
+        self.table[idx] = self.w[idx] * losses
 
     def draw(self, k):
         omega = quantized_by_max(self.table, self.table.max(), self.n, PRESSURE)
@@ -70,7 +74,7 @@ def make(name, Y, w):
     return NumpyAdaptive(Y, w)
 
 
-def measure(name, Y, w, batches, seed=1):
+def measure(name, Y, w, batches, observe="logits", seed=1):
     n = Y.shape[0]
     policy = make(name, Y, w)
     rng = np.random.default_rng(seed)
@@ -83,13 +87,21 @@ def measure(name, Y, w, batches, seed=1):
     times = []
     for t in range(batches):
         scale = 2.0 * (1.0 - 0.5 * t / batches)
-        logits = rng.normal(0, scale, (BATCH, LABELS))
+        logits = rng.normal(0, scale, (BATCH, LABELS)).astype(np.float32)  # as a model outputs
         t0 = time.perf_counter()
         idx = policy.draw(BATCH)
-        policy.observe(idx, logits)
-        times.append(time.perf_counter() - t0)
+        if observe == "logits":
+            policy.observe(idx, logits)
+            times.append(time.perf_counter() - t0)
+        else:  # the per-sample losses a training step computes anyway (not timed)
+            drawn = time.perf_counter() - t0
+            losses = per_sample_bce(logits, Y[idx])
+            t1 = time.perf_counter()
+            policy.observe(idx, losses=losses)
+            times.append(drawn + time.perf_counter() - t1)
     times = np.array(times) * 1e6
-    return {"policy": name, "n": n, "batch": BATCH, "us_per_batch_median": float(np.median(times)),
+    return {"policy": name, "observe": observe, "n": n, "batch": BATCH,
+            "us_per_batch_median": float(np.median(times)),
             "us_per_batch_mean": float(times.mean()), "batches": batches,
             "rebuilds": int(getattr(policy, "rebuilds", 0) - rebuilds0)}
 
@@ -101,16 +113,17 @@ def main(argv=None):
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rows = []
-    print(f"{'n':>9} {'policy':>15} {'median us':>10} {'mean us':>10} {'rebuilds':>9}")
+    print(f"{'n':>9} {'policy':>15} {'observe':>7} {'median us':>10} {'mean us':>10} {'rebuilds':>9}")
     for n in args.sizes:
         Y = synthetic_labels(n, LABELS)
         w = 1.0 + np.random.default_rng(2).exponential(0.05, n)
         for name in ["random", "hard", "adaptive", "adac", "numpy-adaptive"]:
             batches = args.batches if name != "numpy-adaptive" else max(20, min(args.batches, 2 * 10**7 // n))
-            row = measure(name, Y, w, batches)
-            rows.append(row)
-            print(f"{n:>9} {name:>15} {row['us_per_batch_median']:>10.1f} {row['us_per_batch_mean']:>10.1f} "
-                  f"{row['rebuilds']:>9}", flush=True)
+            for observe in ("logits", "losses"):
+                row = measure(name, Y, w, batches, observe)
+                rows.append(row)
+                print(f"{n:>9} {name:>15} {observe:>7} {row['us_per_batch_median']:>10.1f} "
+                      f"{row['us_per_batch_mean']:>10.1f} {row['rebuilds']:>9}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))

@@ -41,3 +41,17 @@ def test_check_observation_errors():
         check_observation(np.zeros((2, 2), int), np.zeros((2, 3)), 10, 3)
     with pytest.raises(ValueError, match="sample 4"):
         check_observation([3, 4], [[0, 0, 0], [0, np.inf, 0]], 10, 3)
+
+
+@pytest.mark.parametrize("kind", ["logits", "probabilities"])
+def test_float32_outputs_are_computed_in_float32_within_its_precision(kind):
+    rng = np.random.default_rng(1)
+    Y = sp.csr_matrix((rng.random((100, 30)) < 0.2).astype(np.int8))
+    rows = np.arange(100)
+    z = rng.normal(0, 3, (100, 30))
+    out = z if kind == "logits" else 1 / (1 + np.exp(-z))
+    out32 = out.astype(np.float32)
+    exact = per_sample_bce_csr(out32.astype(np.float64), rows, Y, kind=kind)  # same inputs, float64 math
+    single = per_sample_bce_csr(out32, rows, Y, kind=kind)
+    assert single.dtype == np.float64
+    np.testing.assert_allclose(single, exact, rtol=2e-6)

@@ -17,7 +17,8 @@ def per_sample_bce(outputs: np.ndarray, targets: np.ndarray, *, kind: str = "log
 
     l_i = (1/q) sum_j BCE(z_ij, y_ij), with, for logits z (stable form)
     BCE = max(z, 0) - z y + log(1 + exp(-|z|)), and for probabilities p
-    BCE = -y log p - (1 - y) log(1 - p), with p clipped to [1e-12, 1 - 1e-12].
+    BCE = -y log p - (1 - y) log(1 - p), with p clipped to [c, 1 - c] (c = 1e-12 in float64,
+    1e-7 in float32: see :func:`probability_clip`).
 
     Parameters
     ----------
@@ -40,7 +41,8 @@ def per_sample_bce(outputs: np.ndarray, targets: np.ndarray, *, kind: str = "log
     if kind == "logits":
         bce = np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
     else:
-        p = np.clip(z, 1e-12, 1.0 - 1e-12)
+        c = probability_clip(z.dtype)
+        p = np.clip(z, c, 1.0 - c)
         bce = -(y * np.log(p) + (1.0 - y) * np.log1p(-p))
     return bce.mean(axis=1)
 
@@ -67,61 +69,86 @@ def per_sample_bce_csr(outputs: np.ndarray, rows: np.ndarray, labels, *, kind: s
     """
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
-    z = np.asarray(outputs, dtype=np.float64)
+    z = as_real_array(outputs)
     owner, position = csr_row_entries(labels.indptr, rows)
     cols = labels.indices[position]
     if kind == "logits":
         base, gain = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))), z[owner, cols]
     else:
-        p = np.clip(z, 1e-12, 1.0 - 1e-12)
+        c = probability_clip(z.dtype)
+        p = np.clip(z, c, 1.0 - c)
         log_not = np.log1p(-p)
         base = -log_not
         gain = np.log(p[owner, cols]) - log_not[owner, cols]
-    return (base.sum(axis=1) - np.bincount(owner, weights=gain, minlength=rows.size)) / z.shape[1]
+    total = base.sum(axis=1, dtype=np.float64) - np.bincount(owner, weights=gain, minlength=rows.size)
+    return total / z.shape[1]
+
+
+def probability_clip(dtype) -> float:
+    """Margin c keeping log(p) and log(1 - p) finite: 1e-12 in float64, 1e-7 in float32."""
+    return 1e-7 if np.dtype(dtype) == np.float32 else 1e-12
+
+
+def as_real_array(outputs) -> np.ndarray:
+    """float32 or float64 outputs as they are (a model's float32 logits stay float32, which
+    halves the cost of the transcendental functions); anything else as float64."""
+    out = np.asarray(outputs)
+    return out if out.dtype in (np.float32, np.float64) else out.astype(np.float64)
+
+
+def check_indices(indices, n: int) -> np.ndarray:
+    """Sample indices as int64, refusing non-integers and naming the first out-of-range one."""
+    idx = np.asarray(indices)
+    if idx.ndim != 1:
+        raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
+    if not idx.size:
+        return idx.astype(np.int64)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
+    idx = idx.astype(np.int64, copy=False)
+    if idx.min() < 0 or idx.max() >= n:  # cheap test first, details only on failure
+        bad = int(np.flatnonzero((idx < 0) | (idx >= n))[0])
+        raise IndexError(f"sample index {idx[bad]} (position {bad}) is out of range for {n} samples")
+    return idx
+
+
+def _first_bad_row(ok_rows: np.ndarray) -> int:
+    return int(np.flatnonzero(~ok_rows)[0])
 
 
 def check_observation(indices, outputs, n: int, q: int, *, kind: str = "logits"):
-    """Validate one batch's observation; returns (indices as int64, outputs as float64).
+    """Validate one batch's observation; returns (indices as int64, outputs as float32/64).
 
     Raises a ValueError/IndexError/TypeError naming the offending sample for: non-integer or
     out-of-range indices, outputs of the wrong shape, NaN or infinite outputs, and probabilities
     outside [0, 1].
     """
-    idx = np.asarray(indices)
-    if idx.ndim != 1:
-        raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
-    if idx.size and idx.dtype.kind not in "iu":
-        raise TypeError(f"indices must be integers, got dtype {idx.dtype}")
-    idx = idx.astype(np.int64, copy=False)
-    bad = np.flatnonzero((idx < 0) | (idx >= n))
-    if bad.size:
-        raise IndexError(f"sample index {idx[bad[0]]} (position {bad[0]}) is out of range for {n} samples")
-    out = np.asarray(outputs, dtype=np.float64)
-    if out.ndim == 1 and q == 1:
-        out = out[:, None]
+    idx = check_indices(indices, n)
+    out = as_real_array(outputs)
     if out.shape != (idx.size, q):
         raise ValueError(f"outputs must have shape ({idx.size}, {q}) for {idx.size} samples and {q} labels, "
                          f"got {out.shape}")
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        r = int(np.flatnonzero(~finite)[0])
+    if not np.isfinite(out).all():
+        r = _first_bad_row(np.isfinite(out).all(axis=1))
         raise ValueError(f"outputs of sample {idx[r]} (position {r}) are not finite")
-    if kind == "probabilities":
-        inside = ((out >= 0.0) & (out <= 1.0)).all(axis=1)
-        if not inside.all():
-            r = int(np.flatnonzero(~inside)[0])
-            raise ValueError(f"probabilities of sample {idx[r]} (position {r}) are outside [0, 1]")
+    if kind == "probabilities" and out.size and (out.min() < 0.0 or out.max() > 1.0):
+        r = _first_bad_row(((out >= 0.0) & (out <= 1.0)).all(axis=1))
+        raise ValueError(f"probabilities of sample {idx[r]} (position {r}) are outside [0, 1]")
     return idx, out
 
 
 def check_losses(indices, losses, n: int):
-    """Validate per-sample losses given directly; returns (indices, losses) as int64, float64."""
-    idx, out = check_observation(indices, np.asarray(losses, dtype=np.float64)[:, None]
-                                 if np.ndim(losses) == 1 else losses, n, 1)
-    loss = out[:, 0]
-    neg = np.flatnonzero(loss < 0)
-    if neg.size:
-        raise ValueError(f"loss of sample {idx[neg[0]]} (position {neg[0]}) is negative")
+    """Validate per-sample losses given directly; returns (indices, losses) as int64, float64.
+
+    Raises naming the offending sample for a wrong length, and NaN, infinite or negative losses.
+    """
+    idx = check_indices(indices, n)
+    loss = np.asarray(losses, dtype=np.float64)
+    if loss.shape != idx.shape:
+        raise ValueError(f"losses must have shape ({idx.size},) for {idx.size} samples, got {loss.shape}")
+    if loss.size and not (np.isfinite(loss).all() and loss.min() >= 0.0):
+        r = _first_bad_row(np.isfinite(loss) & (loss >= 0.0))
+        raise ValueError(f"loss of sample {idx[r]} (position {r}) is {loss[r]}: losses must be finite and >= 0")
     return idx, loss
 
 

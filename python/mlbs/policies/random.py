@@ -23,7 +23,17 @@ class Random(Policy):
         """Nothing to rebuild: P is uniform."""
 
     def draw(self, k: int) -> np.ndarray:
-        return self.rng.choice(self.n, size=k, replace=False)
+        """k distinct uniform samples: rejection of repeats (O(k)) when k <= n/4, else a
+        permutation prefix."""
+        if 4 * k > self.n:
+            return self.rng.permutation(self.n)[:k]
+        out = np.empty(0, dtype=np.int64)
+        while out.size < k:
+            more = self.rng.integers(self.n, size=k - out.size)
+            both = np.concatenate([out, more])
+            _, first = np.unique(both, return_index=True)
+            out = both[np.sort(first)]
+        return out
 
     def probabilities(self) -> np.ndarray:
         return np.full(self.n, 1.0 / self.n)

@@ -26,8 +26,12 @@ def quantized_by_max(scores: np.ndarray, score_max: float, n: int, pressure: flo
     scores = np.asarray(scores, dtype=np.float64)
     if score_max <= 0.0:
         return np.ones_like(scores)
-    levels = np.clip(np.ceil(n * scores / score_max), 0.0, n)
-    return np.exp(levels * (np.log(pressure) / n))
+    levels = n * scores
+    levels /= score_max
+    np.ceil(levels, out=levels)
+    np.clip(levels, 0.0, n, out=levels)
+    levels *= np.log(pressure) / n
+    return np.exp(levels, out=levels)
 
 
 def quantized_min_max(scores: np.ndarray, pressure: float, *, clip: bool = False,
