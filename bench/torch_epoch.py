@@ -114,7 +114,7 @@ def main(argv=None):
     policies = [Random(Y), Adaptive(Y, weights=weights, pressure=8.0, refresh="batch")]
     rows = [{"policy": name, "n": args.n, **r} for name, r in zip(names, epochs(policies, data, args.max_batches))]
     for r in rows:
-        print(f"{r['policy']:>9}: epoch {r["wall_s"]:.1f} s, fetch+select+observe {r["fetch_select_s"]:.2f} s "
+        print(f"{r['policy']:>9}: epoch {r['wall_s']:.1f} s, fetch+select+observe {r['fetch_select_s']:.2f} s "
               f"({1e6 * r['fetch_select_s'] / r['batches']:.0f} us/batch), {r['batches']} batches", flush=True)
     ratio = rows[1]["wall_s"] / rows[0]["wall_s"]
     print(f"Adaptive epoch / Random epoch = {ratio:.3f} ({100 * (ratio - 1):+.1f}%)")
