@@ -12,6 +12,7 @@
 #include <string>
 
 #include "mlbs/chain.hpp"
+#include "mlbs/quantized.hpp"
 #include "mlbs/rank_index.hpp"
 #include "mlbs/weighted_index.hpp"
 
@@ -274,6 +275,30 @@ the same tree. See cpp/mlbs/weighted_index.hpp.
       },
       "Internal: one AdaC chain batch (see cpp/mlbs/chain.hpp). The graph arrays are built and "
       "checked by mlbs.policies.AdaC; only their lengths are checked here.");
+
+  m.def(
+      "_observe_quantized",
+      [](py::array table, const FloatArray& w, const IndexArray& idx, const FloatArray& loss, double table_max,
+         std::int64_t argmax, double pressure) -> py::object {
+        if (table.ndim() != 1 || !table.dtype().is(py::dtype::of<double>()) || !table.writeable() ||
+            !(table.flags() & py::array::c_style))
+          throw py::type_error("table must be a writable contiguous float64 vector");
+        const auto n = static_cast<std::size_t>(table.size());
+        if (static_cast<std::size_t>(w.size()) != n || idx.size() != loss.size())
+          throw py::value_error("inconsistent lengths");
+        FloatArray omega(idx.size());
+        bool moved;
+        {
+          py::gil_scoped_release nogil;
+          moved = mlbs::observe_quantized(static_cast<double*>(table.mutable_data()), w.data(), idx.data(),
+                                          loss.data(), static_cast<std::size_t>(idx.size()), table_max, argmax, n,
+                                          pressure, omega.mutable_data());
+        }
+        if (moved) return py::none();
+        return std::move(omega);
+      },
+      "Internal: one batch of Adaptive observations (see cpp/mlbs/quantized.hpp); None when the "
+      "maximum moved, else the new weights of the visited samples. Inputs are checked by the caller.");
 
   py::class_<mlbs::RankIndex> ri(m, "RankIndex", R"doc(
 Scores of n items kept in rank order, for rank-based selection (online batch selection).

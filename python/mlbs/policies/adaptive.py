@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from mlbs import WeightedIndex
+from mlbs._core import _observe_quantized
 from mlbs.policies.base import Policy, check_pressure
 from mlbs.policies.transforms import quantized_by_max
 
@@ -88,16 +89,16 @@ class Adaptive(Policy):
         return quantized_by_max(scores, self.table_max, self.n, self.pressure)
 
     def _observed(self, idx: np.ndarray, loss: np.ndarray) -> None:
-        self.table[idx] = self.w[idx] * loss
         if not (self.selecting and self.refresh == "batch"):
+            self.table[idx] = self.w[idx] * loss
             return
-        visited = self.table[idx]
-        max_moved = visited.max() > self.table_max or (
-            self.table[self.argmax] < self.table_max and np.any(idx == self.argmax))
-        if max_moved:
+        # One compiled pass: table update, test of L_max, and the visited samples' new weights
+        # (the arithmetic of quantized_by_max); None when L_max moved.
+        omega = _observe_quantized(self.table, self.w, idx, loss, self.table_max, self.argmax, self.pressure)
+        if omega is None:
             self.rebuild()
         else:
-            self._set_weights(idx, self.omega(visited))
+            self._set_weights(idx, omega)
 
     def rebuild(self) -> None:
         self.argmax = int(np.argmax(self.table))
