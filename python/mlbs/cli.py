@@ -1,0 +1,269 @@
+"""The ``mlbs`` command: datasets, single runs, comparisons and reports.
+
+Subcommands (``mlbs <command> --help`` for the options):
+
+``datasets``  the registered datasets, where they were found, and n, d, q, Card, MeanIR after the
+              papers' preprocessing;
+``run``       one (dataset, model, method) over its folds;
+``compare``   a grid of datasets x models x methods x folds, then the report;
+``report``    tables, Wilcoxon tests, time to target and convergence plots from stored results.
+
+Results go to a store folder (``--out``, default ``runs/mlbs``): one record per finished
+(dataset, model, method, fold, seed) and configuration, so an interrupted ``run`` or ``compare``
+started again with the same options continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_OUT = Path("runs") / "mlbs"
+
+
+def _options(pairs: list[str] | None, flag: str) -> dict:
+    """``["k=v", ...]`` -> dict; values parsed as JSON when possible, else kept as strings."""
+    out = {}
+    for item in pairs or []:
+        if "=" not in item:
+            raise SystemExit(f"mlbs: error: {flag} expects NAME=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _add_config_args(p: argparse.ArgumentParser, default_epochs: int | None = None) -> None:
+    g = p.add_argument_group("protocol and training")
+    g.add_argument("--protocol", default="mlbs", choices=["mlbs", "paper-code"],
+                   help="settings preset (docs/protocol.md §13; default: mlbs)")
+    g.add_argument("--epochs", type=int, default=default_epochs,
+                   help="training epochs (default: the protocol's, 100 for mlbs, 101 for paper-code)")
+    g.add_argument("--folds", type=int, default=None, dest="n_folds", help="number of folds (default 5)")
+    g.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
+                   help="run only these held-out folds (0-based)")
+    g.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds (default: the protocol's, 0 for mlbs, 42 for paper-code)")
+    g.add_argument("--batch-size", type=int, default=None)
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--checkpoint", choices=["best", "final"], default=None,
+                   help="weights tested: best validation epoch or final epoch (default: the protocol's)")
+    g.add_argument("--method-option", action="append", metavar="NAME=VALUE",
+                   help="extra policy argument, JSON value (repeatable), e.g. pressure=16")
+    g.add_argument("--model-option", action="append", metavar="NAME=VALUE",
+                   help="extra model configuration field, JSON value (repeatable)")
+    g.add_argument("--no-train-eval-loss", action="store_true",
+                   help="skip the per-epoch full training-set loss (faster; disables time-to-target on it)")
+    o = p.add_argument_group("execution")
+    o.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result store folder (default: {DEFAULT_OUT})")
+    o.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mlbs``."""
+    parser = argparse.ArgumentParser(prog="mlbs", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("datasets", help="list the datasets with n, d, q, Card, MeanIR",
+                       description="The registered datasets, where their files were found, and their size and "
+                                   "label statistics after the papers' preprocessing (feature retention, labels "
+                                   "with at most 20 positives dropped).")
+    p.add_argument("names", nargs="*", help="only these datasets")
+    p.add_argument("--registry-only", action="store_true",
+                   help="do not load the files: print the registered raw n, d, q, Card")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("run", help="train one (dataset, model, method) over its folds",
+                       description="Train and evaluate one dataset x model x method over the folds; "
+                                   "store one record per fold and print the test metrics.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--method", required=True)
+    _add_config_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="run a grid of datasets x models x methods x folds, then report",
+                       description="Run every dataset x model x method x fold (resuming from the store), then "
+                                   "write the report (tables, Wilcoxon tests, time to target, convergence "
+                                   "plots) and print the tables and the paths of the plots.")
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--models", nargs="+", default=["mlp"])
+    p.add_argument("--methods", nargs="+", default=["random", "adaptive", "d2ace"])
+    p.add_argument("--report-dir", type=Path, default=None, help="default: <out>/report-<config hash>")
+    p.add_argument("--no-plots", action="store_true")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="tables, tests and plots from stored results",
+                       description="Write report.md, table2.csv and the convergence plots of one stored "
+                                   "configuration, and print the tables.")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result store folder (default: {DEFAULT_OUT})")
+    p.add_argument("--config", default=None, help="configuration hash (needed when the store holds several)")
+    p.add_argument("--report-dir", type=Path, default=None, help="default: <out>/report-<config hash>")
+    p.add_argument("--baseline", default="random")
+    p.add_argument("--plot-fold", type=int, default=0)
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------ commands
+def cmd_datasets(args) -> int:
+    """Print the dataset table."""
+    from mlbs.data import load_dataset
+    from mlbs.data.preprocess import preprocess
+    from mlbs.data.registry import REGISTRY, find_dataset_files
+    from mlbs.experiments.datasets import FEATURE_FRACTION, canonical_dataset
+    from mlbs.stats import label_stats
+
+    names = [canonical_dataset(n) for n in args.names] or sorted(REGISTRY, key=str.lower)
+    header = "| dataset | n | d | q | Card | MeanIR | source |"
+    print(header + "\n|---|---|---|---|---|---|---|")
+    for name in names:
+        spec = REGISTRY[name]
+        try:
+            _, _, origin = find_dataset_files(name)
+        except FileNotFoundError:
+            origin = "missing"
+        if args.registry_only or origin == "missing":
+            print(f"| {name} | {spec.n} | {spec.d} | {spec.q} | {spec.cardinality} | – | {origin} (raw, registry) |")
+            continue
+        data = preprocess(load_dataset(name), feature_fraction=FEATURE_FRACTION.get(name, 1.0), scale_fit=None)
+        st = label_stats(data.Y)
+        print(f"| {name} | {data.n} | {data.d} | {data.q} | {st.card:.3f} | {st.mean_ir:.2f} | {origin} |")
+    print("\nAfter preprocessing: feature retention (rcv1 2 %, yahoo 5 %) and labels with at most 20 "
+          "positives dropped (docs/protocol.md §2-3).")
+    return 0
+
+
+def _config(args):
+    from mlbs.experiments.config import ExperimentConfig
+
+    seeds = args.seeds
+    return ExperimentConfig.for_protocol(
+        args.protocol, epochs=args.epochs, n_folds=args.n_folds, batch_size=args.batch_size, lr=args.lr,
+        checkpoint=args.checkpoint, seed=None if not seeds else seeds[0],
+        method_options=_options(args.method_option, "--method-option") or None,
+        model_options=_options(args.model_option, "--model-option") or None,
+        eval_train_loss=False if args.no_train_eval_loss else None)
+
+
+def _execute(args, datasets, models, methods):
+    """Build the grid and run it with a progress bar; return (config, store, summary)."""
+    import torch
+    from tqdm import tqdm
+
+    from mlbs.experiments.runner import Grid, run_grid
+    from mlbs.experiments.store import ResultStore
+
+    torch.set_num_threads(max(1, args.threads))
+    config = _config(args)
+    folds = args.only_folds if args.only_folds is not None else range(config.n_folds)
+    grid = Grid(tuple(datasets), tuple(models), tuple(methods), tuple(folds), tuple(args.seeds or [config.seed]))
+    store = ResultStore(args.out)
+    pending = [k for k in grid.keys() if not store.has(config, k)]
+    print(f"configuration {config.hash()} ({config.protocol}, {config.epochs} epochs): {len(grid.keys())} runs, "
+          f"{len(grid.keys()) - len(pending)} already stored, {len(pending)} to do; store: {args.out}",
+          file=sys.stderr)
+    bar = tqdm(total=len(pending) * config.epochs, unit="epoch", disable=args.no_progress, dynamic_ncols=True,
+               file=sys.stderr)
+
+    def on_epoch(key, epoch, epochs):
+        bar.set_description(f"{key.dataset}/{key.model}/{key.method} fold {key.fold} epoch {epoch + 1}/{epochs}",
+                            refresh=False)
+        bar.update(1)
+
+    t0 = time.perf_counter()
+    try:
+        summary = run_grid(grid, config, store, on_epoch=on_epoch)
+    finally:
+        bar.close()
+    summary["seconds"] = time.perf_counter() - t0
+    return config, store, summary
+
+
+def cmd_run(args) -> int:
+    """Run one (dataset, model, method) and print its fold metrics."""
+    from mlbs.experiments.aggregate import aggregate
+    from mlbs.experiments.report import dataset_table_markdown
+
+    config, store, summary = _execute(args, [args.dataset], [args.model], [args.method])
+    key = summary["done"][0] if summary["done"] else summary["skipped"][0]
+    records = [r for r in store.load(summary["config_hash"])
+               if (r["key"]["dataset"], r["key"]["model"], r["key"]["method"]) == (key.dataset, key.model, key.method)]
+    print(dataset_table_markdown(aggregate(records), key.model, key.dataset, [key.method]))
+    print(f"{len(summary['done'])} runs done in {summary['seconds']:.1f} s, {len(summary['skipped'])} found in the "
+          f"store; records under {store.root / 'records' / summary['config_hash']}")
+    return 0
+
+
+def _print_report(store, config_hash, report_dir, baseline="random", plot_fold=0, plots=True) -> None:
+    from mlbs.experiments.report import write_report
+
+    files = write_report(store, config_hash, report_dir, baseline=baseline, plot_fold=plot_fold, plots=plots)
+    print(files.summary)
+    print(f"report: {files.markdown}\ntable (CSV): {files.csv}")
+    for p in files.plots:
+        print(f"plot: {p}")
+
+
+def cmd_compare(args) -> int:
+    """Run the grid, then report."""
+    config, store, summary = _execute(args, args.datasets, args.models, args.methods)
+    h = summary["config_hash"]
+    print(f"{len(summary['done'])} runs done in {summary['seconds']:.1f} s, {len(summary['skipped'])} found in the "
+          f"store (configuration {h})\n")
+    _print_report(store, h, args.report_dir or args.out / f"report-{h}", plots=not args.no_plots)
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Report one stored configuration."""
+    from mlbs.experiments.store import ResultStore
+
+    store = ResultStore(args.out)
+    hashes = store.hashes()
+    if not hashes:
+        raise SystemExit(f"mlbs: error: no results in {args.out}")
+    h = args.config
+    if h is None:
+        if len(hashes) > 1:
+            lines = "\n".join(f"  {x}: protocol {store.config(x)['protocol']}, {store.config(x)['epochs']} epochs"
+                              for x in hashes)
+            raise SystemExit(f"mlbs: error: {args.out} holds several configurations; choose one with --config:\n"
+                             f"{lines}")
+        h = hashes[0]
+    elif h not in hashes:
+        raise SystemExit(f"mlbs: error: no configuration {h!r} in {args.out}; stored: {', '.join(hashes)}")
+    _print_report(store, h, args.report_dir or args.out / f"report-{h}", args.baseline, args.plot_fold,
+                  not args.no_plots)
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``mlbs`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"mlbs: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nmlbs: interrupted; finished runs are stored, start the same command again to continue",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

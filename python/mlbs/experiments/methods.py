@@ -1,0 +1,99 @@
+"""The batch-selection methods by name, and how the training loop builds and feeds each one.
+
+Names follow ``docs/methods.md`` §0. Each :class:`MethodSpec` says which policy class implements
+the method, whether it needs the training features (kNN graphs), its sampling warm-up gamma in
+epochs and whether it wants per-label probabilities or per-sample losses as observations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["METHODS", "MethodSpec", "get_method", "build_policy"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to build and feed one batch-selection method.
+
+    Attributes
+    ----------
+    name : str
+        Method id (``docs/methods.md`` §0).
+    policy : str
+        Class name in :mod:`mlbs.policies`.
+    needs_features : bool
+        The constructor takes the training features (kNN-based methods).
+    warmup_epochs : int
+        Sampling warm-up gamma (uniform epochs before selection starts).
+    observation : {"losses", "probabilities"}
+        What :meth:`mlbs.selector.BatchSelector.observe` receives after each batch.
+    """
+
+    name: str
+    policy: str
+    needs_features: bool
+    warmup_epochs: int
+    observation: str
+
+
+#: The methods, by id.
+METHODS: dict[str, MethodSpec] = {m.name: m for m in [
+    MethodSpec("random", "Random", False, 0, "losses"),
+    MethodSpec("hard", "Hard", False, 3, "losses"),
+    MethodSpec("adaptive", "Adaptive", True, 3, "losses"),
+    MethodSpec("adac", "AdaC", True, 3, "losses"),
+    MethodSpec("uncertain", "Uncertain", False, 10, "probabilities"),
+    MethodSpec("d2ace", "D2ACE", True, 10, "probabilities"),
+    MethodSpec("active_bias", "ActiveBias", False, 10, "probabilities"),
+    MethodSpec("recency_bias", "RecencyBias", False, 10, "probabilities"),
+]}
+
+
+def get_method(name: str) -> MethodSpec:
+    """The :class:`MethodSpec` of ``name`` (case-insensitive; ``-`` and ``_`` are equivalent).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the valid ones.
+    """
+    key = str(name).lower().replace("-", "_")
+    if key not in METHODS:
+        raise ValueError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
+    return METHODS[key]
+
+
+def build_policy(name: str, labels, features=None, *, seed: int = 0, options: dict[str, Any] | None = None):
+    """Build the policy of a method from the training fold.
+
+    Parameters
+    ----------
+    name : str
+        Method id (see :data:`METHODS`).
+    labels : (n, q) 0/1 array or sparse matrix
+        Training labels.
+    features : (n, d) array, optional
+        Training features as the model sees them; required by the kNN-based methods.
+    seed : int
+        Seed of the policy's draws.
+    options : dict, optional
+        Extra keyword arguments of the policy class (for example ``{"pressure": 16}``).
+
+    Returns
+    -------
+    mlbs.policies.Policy
+    """
+    import mlbs.policies as policies
+
+    spec = get_method(name)
+    cls = getattr(policies, spec.policy)
+    kwargs = dict(options or {})
+    kwargs["seed"] = int(seed)
+    if spec.needs_features:
+        if features is None:
+            raise ValueError(f"method {spec.name!r} needs the training features")
+        return cls(labels, np.asarray(features), **kwargs)
+    return cls(labels, **kwargs)

@@ -1,0 +1,117 @@
+"""Result store: atomic records, resume after an interruption, configurations kept apart."""
+import json
+import os
+
+import pytest
+import torch
+
+from mlbs.experiments.config import ExperimentConfig
+from mlbs.experiments.runner import Grid, run_grid
+from mlbs.experiments.store import RecordError, ResultStore, RunKey, write_json_atomic
+
+torch.set_num_threads(1)
+CFG = ExperimentConfig(epochs=2, n_folds=3, eval_train_loss=False)
+GRID = Grid(("emotions",), ("mlp",), ("random", "adaptive"), (0, 1, 2))
+
+
+class Killed(Exception):
+    pass
+
+
+def _comparable(records):
+    """Everything but the timings."""
+    out = {}
+    for r in records:
+        res = r["result"]
+        k = tuple(r["key"].values())
+        out[k] = (res["test"], res["test_final"], res["best_epoch"], res["curves"]["train_loss"],
+                  res["curves"]["val_auc"], res["batches"]["loss"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    store = ResultStore(tmp_path_factory.mktemp("ref"))
+    run_grid(GRID, CFG, store)
+    return store
+
+
+def test_interrupted_grid_resumes_without_redoing_finished_runs(tmp_path, reference):
+    store = ResultStore(tmp_path)
+    stop_at = RunKey("emotions", "mlp", "random", 1, 0)  # the third run of the grid
+
+    def kill(key, epoch, epochs):
+        if key == stop_at and epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_grid(GRID, CFG, store, on_epoch=kill)
+    h = CFG.hash()
+    finished = sorted(p for p in (tmp_path / "records" / h).rglob("*.json"))
+    assert len(finished) == 2  # fold 0 of both methods, nothing of the interrupted run
+    stamps = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished}
+    started = []
+    summary = run_grid(GRID, CFG, store, on_start=started.append)
+    assert len(summary["skipped"]) == 2 and len(summary["done"]) == 4
+    assert all(k.fold != 0 for k in started)
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished} == stamps
+    assert _comparable(store.load(h)) == _comparable(reference.load(h))
+    again = run_grid(GRID, CFG, store)
+    assert again["done"] == [] and len(again["skipped"]) == 6
+
+
+def test_a_stray_temporary_file_is_not_a_record(tmp_path, reference):
+    h = CFG.hash()
+    src = reference.record_path(h, RunKey("emotions", "mlp", "random", 0, 0))
+    store = ResultStore(tmp_path)
+    dest = store.record_path(h, RunKey("emotions", "mlp", "random", 0, 0))
+    dest.parent.mkdir(parents=True)
+    (dest.parent / f".{dest.name}.abc.tmp").write_bytes(src.read_bytes()[:100])  # a write cut by kill -9
+    store.save_config(CFG)
+    assert not store.has(CFG, RunKey("emotions", "mlp", "random", 0, 0))
+    assert store.load(h) == []
+
+
+def test_write_json_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "r.json"
+    write_json_atomic(path, {"a": 1})
+
+    class Bad:
+        pass
+
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": Bad()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_nan_is_stored_as_null(tmp_path):
+    write_json_atomic(tmp_path / "x.json", {"v": float("nan"), "w": [1.5, float("inf")]})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"v": None, "w": [1.5, None]}
+
+
+def test_configurations_are_never_mixed(tmp_path, reference):
+    store = ResultStore(tmp_path)
+    other = ExperimentConfig(epochs=1, n_folds=3, eval_train_loss=False)
+    key = RunKey("emotions", "mlp", "random", 0, 0)
+    h = CFG.hash()
+    store.save(CFG, key, reference.load(h)[0]["result"])
+    run_grid(Grid(("emotions",), ("mlp",), ("random",), (0,)), other, store)
+    assert store.hashes() == sorted([h, other.hash()])
+    assert [r["config"]["epochs"] for r in store.load(other.hash())] == [1]
+    assert [r["config"]["epochs"] for r in store.load(h)] == [2]
+    # a record filed under the wrong configuration is refused
+    wrong = store.record_path(other.hash(), RunKey("emotions", "mlp", "adaptive", 0, 0))
+    wrong.parent.mkdir(parents=True)
+    wrong.write_bytes(store.record_path(h, key).read_bytes())
+    with pytest.raises(RecordError, match="hashes to"):
+        store.load(other.hash())
+
+
+def test_grid_validates_names_and_folds(tmp_path):
+    with pytest.raises(ValueError, match="unknown method"):
+        Grid(("emotions",), ("mlp",), ("randm",), (0,))
+    with pytest.raises(ValueError, match="unknown dataset"):
+        Grid(("emotion",), ("mlp",), ("random",), (0,))
+    with pytest.raises(ValueError, match="outside"):
+        run_grid(Grid(("emotions",), ("mlp",), ("random",), (7,)), CFG, ResultStore(tmp_path))
