@@ -3,8 +3,15 @@
 Trains the MLP baseline (d -> 256 -> 256 -> q) with the papers' optimiser (Adam, betas
 0.9/0.999, weight decay 1e-4, batch 128, 100 epochs) under the reference protocol of §5.2:
 random 5-fold CV (plain k-fold), held-out fold split 50/50 into validation and test, best epoch by
-validation Macro-AUC (deep copy), test Macro-AUC. Min-max scaling is fitted on the training fold.
-Macro-AUC: sklearn ``roc_auc_score`` (ties 1/2) averaged over the labels with both classes.
+validation Macro-AUC (deep copy), test Macro-AUC and ranking loss. Min-max scaling is fitted on the
+training fold. Metrics: ``mlbs.metrics`` with the CQUPT conventions of §5.2 (AUC: ties count as
+correct, a single-class label contributes 0 but stays in the denominator; ranking loss: ties are
+errors). ``--seeds`` repeats the whole CV with other fold assignments / initial weights, to show how
+much of a gap to the reference is fold noise.
+
+Known gap (yeast): with PyTorch's default Linear init (§5.1) the MLP trains more slowly on min-max
+scaled yeast than the §5.2 reference (best epoch ~98 vs 82 at lr 1e-3) and lands 0.015-0.04 below
+the reference Macro-AUC; He init closes most of the gap. The reference's init is not stated.
 Then prints the time per epoch of every model on yeast and bibtex (``model_epoch_time.py``).
 
 Usage::
@@ -22,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -35,14 +41,24 @@ REFERENCE = {
 }
 
 
+REFERENCE_RL = {
+    ("yeast", 1e-3): 0.163,
+    ("yeast", 1e-4): 0.166,
+    ("scene", 1e-3): 0.064,
+    ("scene", 1e-4): 0.066,
+}
+
+
 def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Mean ROC AUC over the labels that have both classes in ``y_true``."""
-    valid = [j for j in range(y_true.shape[1]) if 0 < y_true[:, j].sum() < y_true.shape[0]]
-    return float(np.mean([roc_auc_score(y_true[:, j], scores[:, j]) for j in valid]))
+    """CQUPT Macro-AUC (ties correct; single-class labels 0, kept in the denominator)."""
+    from mlbs import metrics
+
+    return float(metrics.macro_auc(y_true, scores, convention="cqupt"))
 
 
-def run_fold(x, y, train, val, test, lr: float, epochs: int, seed: int) -> tuple[float, int]:
-    """Train the MLP on one fold; return (test Macro-AUC at the best validation epoch, epoch)."""
+def run_fold(x, y, train, val, test, lr: float, epochs: int, seed: int) -> tuple[float, float, int]:
+    """Train the MLP on one fold; return (test Macro-AUC, test ranking loss, best epoch)."""
+    from mlbs import metrics
     from mlbs.models import MLP, MLPConfig
 
     lo, hi = x[train].min(0), x[train].max(0)
@@ -68,7 +84,9 @@ def run_fold(x, y, train, val, test, lr: float, epochs: int, seed: int) -> tuple
             best, best_epoch = score, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    return macro_auc(y[test], model.predict_proba(xs[test]).numpy()), best_epoch
+    scores = model.predict_proba(xs[test]).numpy()
+    return (macro_auc(y[test], scores),
+            float(metrics.ranking_loss(y[test], scores, convention="cqupt")), best_epoch)
 
 
 def sanity(dataset: str, lr: float, epochs: int, folds: int = 5, seed: int = 0) -> dict:
@@ -83,15 +101,17 @@ def sanity(dataset: str, lr: float, epochs: int, folds: int = 5, seed: int = 0) 
     perm = rng.permutation(x.shape[0])
     fold_of = np.empty(x.shape[0], dtype=int)
     fold_of[perm] = np.arange(x.shape[0]) % folds
-    aucs, epochs_best = [], []
+    aucs, rls, epochs_best = [], [], []
     t0 = time.perf_counter()
     for k in range(folds):
         held = np.flatnonzero(fold_of == k)
         train = np.flatnonzero(fold_of != k)
         held = rng.permutation(held)
         val, test = held[: len(held) // 2], held[len(held) // 2:]
-        auc, ep = run_fold(x, y, train, np.sort(val), np.sort(test), lr, epochs, seed + k)
+        auc, rl, ep = run_fold(x, y, train, np.sort(val), np.sort(test), lr, epochs,
+                               100 * seed + k)
         aucs.append(auc)
+        rls.append(rl)
         epochs_best.append(ep)
     elapsed = time.perf_counter() - t0
     return {
@@ -99,6 +119,8 @@ def sanity(dataset: str, lr: float, epochs: int, folds: int = 5, seed: int = 0) 
         "lr": lr,
         "auc_mean": float(np.mean(aucs)),
         "auc_std": float(np.std(aucs, ddof=1)),
+        "rl_mean": float(np.mean(rls)),
+        "rl_std": float(np.std(rls, ddof=1)),
         "best_epoch_mean": float(np.mean(epochs_best)),
         "sec_per_epoch": elapsed / (folds * epochs),
     }
@@ -109,6 +131,8 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", nargs="+", default=["yeast", "scene"])
     parser.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 1e-3])
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="fold-assignment / init seeds; the verdict uses the first")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--timing-budget", type=float, default=60.0)
     args = parser.parse_args(argv)
@@ -117,17 +141,26 @@ def main(argv=None) -> None:
     failed = False
     for dataset in args.datasets:
         for lr in args.lrs:
-            res = sanity(dataset, lr, args.epochs)
-            ref = REFERENCE.get((dataset, lr))
-            verdict = ""
-            if ref is not None:
-                ok = abs(res["auc_mean"] - ref) <= 0.01
-                failed |= not ok
-                verdict = f" reference {ref:.3f} -> {'OK' if ok else 'OFF'} (|diff| " \
-                          f"{abs(res['auc_mean'] - ref):.3f}, tolerance 0.01)"
-            print(f"  {dataset:6s} lr={lr:g}: Macro-AUC {res['auc_mean']:.3f} +- "
-                  f"{res['auc_std']:.3f}, mean best epoch {res['best_epoch_mean']:.0f}, "
-                  f"{res['sec_per_epoch']:.3f} s/epoch (incl. validation){verdict}", flush=True)
+            ref, ref_rl = REFERENCE.get((dataset, lr)), REFERENCE_RL.get((dataset, lr))
+            means = []
+            for i, seed in enumerate(args.seeds):
+                res = sanity(dataset, lr, args.epochs, seed=seed)
+                means.append(res["auc_mean"])
+                verdict = ""
+                if ref is not None:
+                    ok = abs(res["auc_mean"] - ref) <= 0.01
+                    if i == 0:
+                        failed |= not ok
+                    verdict = f" reference {ref:.3f}/RL {ref_rl:.3f} -> {'OK' if ok else 'OFF'} " \
+                              f"(|diff| {abs(res['auc_mean'] - ref):.3f}, tolerance 0.01)"
+                print(f"  {dataset:6s} lr={lr:g} seed={seed}: Macro-AUC {res['auc_mean']:.3f} +- "
+                      f"{res['auc_std']:.3f}, ranking loss {res['rl_mean']:.3f} +- "
+                      f"{res['rl_std']:.3f}, mean best epoch {res['best_epoch_mean']:.0f}, "
+                      f"{res['sec_per_epoch']:.3f} s/epoch (incl. validation){verdict}", flush=True)
+            if len(means) > 1:
+                print(f"  {dataset:6s} lr={lr:g}: over {len(means)} seeds, mean of the CV means "
+                      f"{np.mean(means):.3f} (sd {np.std(means, ddof=1):.3f}, "
+                      f"range {min(means):.3f}-{max(means):.3f})", flush=True)
     if not args.skip_timing:
         import model_epoch_time
 
