@@ -3,19 +3,22 @@
 The end-of-epoch refresh (8.3) is written for sparse labels: with nnz(Y) = N Card positives,
 the masked correlations cost O(N Card^2) (not O(N q^2)) and the correlation strengths, needed
 only at the positives, O(sum_i card_i |Z_i|); the dense terms (label statistics, sum_j v_j E_ij)
-are O(N q), computed in row chunks so that no N x q float64 temporary is built.
+are O(N q), two fused compiled passes over the stored tables (no N x q temporary is built).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from mlbs import WeightedIndex
 from mlbs.policies.epochwise import EpochPolicy, resolve_options
 from mlbs.policies.schedules import check_schedule, d2ace_beta, d2ace_pressure
-from mlbs.policies.signals import PredictionWindow
+from mlbs.policies.signals import PredictionWindow, vexp
 from mlbs.policies.transforms import quantized_min_max
 
 LOSS_TRANSFORMS = ("1-exp", "2-exp")
@@ -57,34 +60,181 @@ def hardness(loss: np.ndarray, phi: np.ndarray, transform: str = "1-exp") -> np.
     return g * (1.0 - np.asarray(phi, dtype=np.float64))
 
 
-def _column_moments(E, loss, phi, transform, chunk):
-    """Population mean and std of every column of E and of h, merging row chunks (Chan et al.)."""
-    q = E.shape[1]
-    count, mean, m2 = 0, np.zeros((2, q)), np.zeros((2, q))
-    for lo in range(0, E.shape[0], chunk):
-        block = np.stack([E[lo:lo + chunk].astype(np.float64),
-                          hardness(loss[lo:lo + chunk], phi[lo:lo + chunk], transform)])
-        nb = block.shape[1]
-        mb = block.mean(axis=1)
-        m2b = ((block - mb[:, None, :]) ** 2).sum(axis=1)
-        delta, total = mb - mean, count + nb
-        mean = mean + delta * (nb / total)
-        m2 = m2 + m2b + delta ** 2 * (count * nb / total)
-        count = total
-    return mean, np.sqrt(m2 / count)
+# -- the dense O(N q) passes, fused ---------------------------------------------------------------
+# A table is read as it is stored: float32 / float64 entries are converted on the fly; float16
+# tables are passed as their uint16 bit patterns with a 65,536-entry float64 look-up table (of the
+# value, or directly of g(l) for the loss), since numba has no float16 arithmetic. h is computed
+# in float64 from the stored l and phi exactly as the dense transcription writes it,
+# g(l) = 1 - e^(-l) (+ 1 for "2-exp"), with the vectorisable :func:`vexp` (<= 1 ulp from libm).
 
 
-@njit(cache=True)
-def _strength_at_positives(y_indptr, y_indices, z_indptr, z_indices, C):  # pragma: no cover
-    """S_ij = sum_{k in supp Z_i} C_jk for every positive (i, j), in the CSR order of Y."""
-    out = np.zeros(y_indices.size)
-    for i in range(y_indptr.size - 1):
-        for t in range(y_indptr[i], y_indptr[i + 1]):
-            j = y_indices[t]
-            acc = 0.0
+def _entry(x, lut):
+    raise NotImplementedError
+
+
+@overload(_entry)
+def _entry_impl(x, lut):
+    if isinstance(x, types.Integer):
+        return lambda x, lut: lut[x]
+    return lambda x, lut: np.float64(x)
+
+
+def _g_entry(x, lut, two):
+    raise NotImplementedError
+
+
+@overload(_g_entry)
+def _g_entry_impl(x, lut, two):
+    if isinstance(x, types.Integer):
+        return lambda x, lut, two: lut[x]
+    return lambda x, lut, two: (1.0 - vexp(-np.float64(x))) + two
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _fused_moments(E, L, F, lut_e, lut_g, lut_f, two, block):  # pragma: no cover
+    """Column means and population stds of E and h = g(l) (1 - phi), one pass over the tables.
+
+    Shifted sums (shift: row 0, so |mean - shift|^2 <= N var and the cancellation in
+    var = S2/N - (S1/N)^2 costs at most ~N ulp of var), summed per block of rows then merged.
+    """
+    n, q = E.shape
+    ke, kh = np.empty(q), np.empty(q)
+    for j in range(q):
+        ke[j] = _entry(E[0, j], lut_e)
+        kh[j] = _g_entry(L[0, j], lut_g, two) * (1.0 - _entry(F[0, j], lut_f))
+    tot = np.zeros((4, q))
+    acc = np.zeros((4, q))
+    for lo in range(0, n, block):
+        acc[:] = 0.0
+        a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+        for i in range(lo, min(lo + block, n)):
+            for j in range(q):
+                e = _entry(E[i, j], lut_e) - ke[j]
+                h = _g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f)) - kh[j]
+                a0[j] += e
+                a1[j] += e * e
+                a2[j] += h
+                a3[j] += h * h
+        tot += acc
+    mean, std = np.empty((2, q)), np.empty((2, q))
+    for j in range(q):
+        for r, k in ((0, ke[j]), (1, kh[j])):
+            m1 = tot[2 * r, j] / n
+            var = tot[2 * r + 1, j] / n - m1 * m1
+            if var < 0.0:
+                var = 0.0
+            mean[r, j] = k + m1
+            std[r, j] = math.sqrt(var)
+    return mean, std
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _row_sum(buf):  # pragma: no cover
+    acc = 0.0
+    for j in range(buf.size):
+        acc += buf[j]
+    return acc
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _fused_dense_scores(E, L, F, lut_e, lut_g, lut_f, two, vU, vH, out_u, out_h):  # pragma: no cover
+    """out_u[i] += sum_j vU_j E_ij, out_h[i] += sum_j vH_j h_ij, one pass over the tables."""
+    n, q = E.shape
+    bu, bh = np.empty(q), np.empty(q)
+    for i in range(n):
+        for j in range(q):
+            bu[j] = vU[j] * _entry(E[i, j], lut_e)
+            bh[j] = vH[j] * (_g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f)))
+        out_u[i] += _row_sum(bu)
+        out_h[i] += _row_sum(bh)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _entries_at(E, L, F, lut_e, lut_g, lut_f, two, rows, cols):  # pragma: no cover
+    """E_ij and h_ij at the given entries (the positives), as the dense passes compute them."""
+    e, h = np.empty(rows.size), np.empty(rows.size)
+    for t in range(rows.size):
+        i, j = rows[t], cols[t]
+        e[t] = _entry(E[i, j], lut_e)
+        h[t] = _g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f))
+    return e, h
+
+
+_NO_LUT = np.zeros(0)
+
+
+def _kernel_table(a: np.ndarray, g_plus=None):
+    """(array as the kernels read it, its look-up table): float16 -> (uint16 bits, LUT)."""
+    a = np.asarray(a)
+    if a.dtype == np.float16:
+        vals = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float64)
+        if g_plus is not None:
+            with np.errstate(all="ignore"):
+                vals = (1.0 - np.exp(-vals)) + g_plus
+        return np.ascontiguousarray(a).view(np.uint16), vals
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return np.ascontiguousarray(a), _NO_LUT
+
+
+def _tables(E, phi, loss, transform):
+    two = 1.0 if transform == "2-exp" else 0.0
+    (e, le), (lo, lg), (f, lf) = _kernel_table(E), _kernel_table(loss, two), _kernel_table(phi)
+    return (e, lo, f, le, lg, lf, two)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+def _strengths_by_label(c_indptr, c_rows, c_pos, z_indptr, z_indices, CU, CH, SU, SH):  # pragma: no cover
+    """S_ij = sum_{k in supp Z_i} C_jk at every positive (i, j), for C = CU and CH.
+
+    Label by label (Y in CSC, ``c_pos`` the CSR position of each entry), so that rows j of CU
+    and CH stay in cache while the context rows Z_i are streamed; the sum over k runs in the
+    (sorted) order of Z_i up to reassociation (``fastmath`` reassoc, so that the gathers are
+    vectorised; no NaN or infinity assumptions, so a NaN still propagates).
+    """
+    for j in range(c_indptr.size - 1):
+        cu, ch = CU[j], CH[j]
+        for t in range(c_indptr[j], c_indptr[j + 1]):
+            i = c_rows[t]
+            au, ah = 0.0, 0.0
             for u in range(z_indptr[i], z_indptr[i + 1]):
-                acc += C[j, z_indices[u]]
-            out[t] = acc
+                k = z_indices[u]
+                au += cu[k]
+                ah += ch[k]
+            SU[c_pos[t]] = au
+            SH[c_pos[t]] = ah
+
+
+@njit(cache=True, error_model="numpy")
+def _gram(indptr, indices, vals, q):  # pragma: no cover
+    """G[j, k, c] = sum_i M_ij M_ik of the sparse M with values ``vals[:, c]`` at the positives.
+
+    Rows of M in order, so every entry is summed over i ascending (as scipy's product does);
+    the m value columns share each update's cache line. O(sum_i card_i^2 m).
+    """
+    m = vals.shape[1]
+    G = np.zeros((q, q, m))
+    for i in range(indptr.size - 1):
+        for a in range(indptr[i], indptr[i + 1]):
+            ja = indices[a]
+            for b in range(indptr[i], indptr[i + 1]):
+                jb = indices[b]
+                for c in range(m):
+                    G[ja, jb, c] += vals[a, c] * vals[b, c]
+    return G
+
+
+def masked_correlations(values: np.ndarray, labels: sp.csr_matrix, eps: float = 1e-8) -> list:
+    """:func:`masked_correlation` of every column of ``values`` (nnz, m), in one pass over Y."""
+    values = np.asarray(values, dtype=np.float64).reshape(labels.indices.size, -1)
+    q = labels.shape[1]
+    norms = np.sqrt(np.stack([np.bincount(labels.indices, weights=v * v, minlength=q) for v in values.T], axis=1))
+    mhat = np.ascontiguousarray(values / (norms[labels.indices] + eps))
+    G = _gram(labels.indptr, labels.indices, mhat, q)
+    out = []
+    for c in range(values.shape[1]):
+        C = np.ascontiguousarray(G[:, :, c])
+        out.append(C / (C.sum(axis=1, keepdims=True) + eps))
     return out
 
 
@@ -94,16 +244,11 @@ def masked_correlation(values: np.ndarray, labels: sp.csr_matrix, eps: float = 1
     M_hat_{:,j} = M_{:,j} / (||M_{:,j}||_2 + eps); C = M_hat^T M_hat; C_jk /= sum_k' C_jk' + eps
     (8.3 step 4). The Gram matrix of a sparse matrix costs O(sum_i card_i^2).
     """
-    q = labels.shape[1]
-    norms = np.sqrt(np.bincount(labels.indices, weights=values * values, minlength=q))
-    Mhat = sp.csr_matrix((values / (norms[labels.indices] + eps), labels.indices, labels.indptr),
-                         shape=labels.shape)
-    C = (Mhat.T @ Mhat).toarray()
-    return C / (C.sum(axis=1, keepdims=True) + eps)
+    return masked_correlations(values, labels, eps)[0]
 
 
 def d2ace_scores(E, phi, loss, labels: sp.csr_matrix, Z: sp.csr_matrix, *, loss_transform: str = "1-exp",
-                 eps: float = 1e-8, chunk: int = 8192):
+                 eps: float = 1e-8, chunk: int = 256):
     """score^U and score^H of every sample (methods.md 8.3 steps 1-6).
 
     - h = g(l) (1 - phi) (:func:`hardness`);
@@ -118,27 +263,30 @@ def d2ace_scores(E, phi, loss, labels: sp.csr_matrix, Z: sp.csr_matrix, *, loss_
         The signal tables (any float dtype; computed in float64).
     labels, Z : csr_matrix, shape (N, q)
         0/1 labels and local context, canonical (sorted, no duplicates).
+    chunk : int
+        Rows per block of the partial column sums of the moments pass.
     """
     n, q = labels.shape
     if not (E.shape == phi.shape == loss.shape == (n, q)):
         raise ValueError(f"E, phi and loss must have shape {(n, q)}, got {E.shape}, {phi.shape}, {loss.shape}")
-    mean, std = _column_moments(E, loss, phi, loss_transform, chunk)
+    if loss_transform not in LOSS_TRANSFORMS:
+        raise ValueError(f"loss_transform must be one of {LOSS_TRANSFORMS}, got {loss_transform!r}")
+    tables = _tables(E, phi, loss, loss_transform)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    mean, std = _fused_moments(*tables, max(int(chunk), 1))
     vU, vH = np.exp(0.5 * mean + 0.5 * std)
+    nnz = labels.indptr[-1]
     rows = np.repeat(np.arange(n), np.diff(labels.indptr))
-    cols = labels.indices
-    E_pos = E[rows, cols].astype(np.float64)
-    h_pos = hardness(loss[rows, cols], phi[rows, cols], loss_transform)
-    CU = masked_correlation(E_pos, labels, eps)
-    CH = masked_correlation(h_pos, labels, eps)
-    zi, zptr = Z.indices.astype(np.int64), Z.indptr.astype(np.int64)
-    yi, yptr = labels.indices.astype(np.int64), labels.indptr.astype(np.int64)
-    SU = _strength_at_positives(yptr, yi, zptr, zi, CU)
-    SH = _strength_at_positives(yptr, yi, zptr, zi, CH)
+    cols = labels.indices.astype(np.int64)
+    E_pos, h_pos = _entries_at(*tables, rows, cols)
+    CU, CH = masked_correlations(np.stack([E_pos, h_pos], axis=1), labels, eps)
+    by_label = sp.csr_matrix((np.arange(nnz, dtype=np.int64), labels.indices, labels.indptr), shape=(n, q)).tocsc()
+    SU, SH = np.empty(nnz), np.empty(nnz)
+    _strengths_by_label(by_label.indptr, by_label.indices, by_label.data, Z.indptr, Z.indices, CU, CH, SU, SH)
     score_u = np.bincount(rows, weights=vU[cols] * E_pos * SU, minlength=n)
     score_h = np.bincount(rows, weights=vH[cols] * h_pos * SH, minlength=n)
-    for lo in range(0, n, chunk):
-        score_u[lo:lo + chunk] += E[lo:lo + chunk].astype(np.float64) @ vU
-        score_h[lo:lo + chunk] += hardness(loss[lo:lo + chunk], phi[lo:lo + chunk], loss_transform) @ vH
+    _fused_dense_scores(*tables, vU, vH, score_u, score_h)
     return score_u, score_h
 
 

@@ -18,11 +18,91 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from mlbs.losses import OUTPUT_KINDS
 
 LN2 = math.log(2.0)
+
+# -- vectorisable float64 exp and log1p -----------------------------------------------------------
+# LLVM cannot vectorise calls to libm, so the per-entry passes (observe, end-of-epoch refresh) use
+# these branch-free polynomial versions instead: Cody-Waite reduction plus a degree-13 Taylor
+# polynomial (truncation < 4e-18 relative) for exp, the atanh series of (m - 1)/(m + 1) (truncation
+# < 3e-17) with the exact rounding correction of 1 + t for log1p. Measured against libm on 10^7
+# random arguments: at most 2 ulp apart (see tests/test_policies_uncertainty.py).
+
+_LN2_HI = 6.93147180369123816490e-01   # 32 significant bits: k * _LN2_HI is exact for |k| < 2^21
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+_SQRT2 = 1.4142135623730951
+
+
+@intrinsic
+def _bits_to_float(typingctx, bits):  # pragma: no cover (compiled)
+    """The float64 whose IEEE bit pattern is the int64 ``bits``."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def vexp(x):  # pragma: no cover
+    """e^x for float64 x, vectorisable; NaN -> NaN, x > 709.78 -> inf, x < -708 -> ~3e-308 (not 0).
+
+    The flush above 0 for x < -708 is the only departure from libm beyond rounding (absolute
+    error < 3.1e-308).
+    """
+    xc = x if x > -708.0 else -708.0
+    xc = xc if xc < 709.79 else 709.79
+    k = math.floor(xc * _INV_LN2 + 0.5)
+    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    y = (p * _bits_to_float((np.int64(k) + 1022) << 52)) * 2.0   # k in [-1021, 1024]
+    y = y if x <= 709.782712893384 else np.inf
+    return y if x == x else x
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def vlog1p_unit(t):  # pragma: no cover
+    """log(1 + t) for t in [0, 1] (the range of e^(-|z|)), vectorisable."""
+    u = 1.0 + t
+    c = t - (u - 1.0)                  # exact rounding error of u
+    big = u > _SQRT2
+    m = 0.5 * u if big else u
+    kf = 1.0 if big else 0.0
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = 1.0 / 21.0
+    p = p * s2 + 1.0 / 19.0
+    p = p * s2 + 1.0 / 17.0
+    p = p * s2 + 1.0 / 15.0
+    p = p * s2 + 1.0 / 13.0
+    p = p * s2 + 1.0 / 11.0
+    p = p * s2 + 1.0 / 9.0
+    p = p * s2 + 1.0 / 7.0
+    p = p * s2 + 1.0 / 5.0
+    p = p * s2 + 1.0 / 3.0
+    p = p * s2 + 1.0
+    return kf * _LN2_HI + (kf * _LN2_LO + 2.0 * s * p + c / u)
 
 #: Window storage: name -> (numpy dtype, quantisation scale; 0 means stored as is).
 WINDOW_DTYPES = {"float64": (np.float64, 0.0), "float32": (np.float32, 0.0),
