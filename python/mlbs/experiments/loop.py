@@ -34,7 +34,7 @@ from mlbs.selector import BatchSelector
 from .config import ExperimentConfig
 from .datasets import canonical_dataset, fold_data, prepare
 from .evaluate import mean_bce, predict, test_metrics, validation_score
-from .methods import build_policy, get_method
+from .methods import build_policy, get_method, prime_method
 from .optim import lr_at_step, make_optimizer, warmup_steps
 
 __all__ = ["run_fold", "derive_seed"]
@@ -84,6 +84,7 @@ def run_fold(dataset: str, model: str, method: str, fold: int, config: Experimen
     seed = config.seed if seed is None else int(seed)
     dataset = canonical_dataset(dataset)
     spec = get_method(method)
+    prime_method(spec.name)
     t_start = time.perf_counter()
     prepared = prepare(dataset, config, seed)
     data = fold_data(prepared, fold, config, seed)

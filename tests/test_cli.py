@@ -1,0 +1,77 @@
+"""The ``mlbs`` command line: help, datasets, run, compare (with resume), report, errors."""
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlbs.cli import main
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--epochs", "2", "--folds", "2", "--no-train-eval-loss"]
+
+
+def test_entry_point_is_declared():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, func = scripts["mlbs"].split(":")
+    assert (module, func) == ("mlbs.cli", "main")
+
+
+@pytest.mark.parametrize("command", [[], ["datasets"], ["run"], ["compare"], ["report"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(command + ["--help"])
+    assert exc.value.code == 0
+    assert "usage: mlbs" in capsys.readouterr().out
+
+
+def test_module_runs_as_a_script():
+    out = subprocess.run([sys.executable, "-m", "mlbs.cli", "--help"], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT / "python")}, check=True)
+    assert "compare" in out.stdout and "report" in out.stdout
+
+
+def test_datasets_lists_statistics(capsys):
+    assert main(["datasets", "yeast", "emotions"]) == 0
+    out = capsys.readouterr().out
+    assert "| yeast | 2417 | 103 | 14 | 4.237 | 7.20 |" in out
+    assert "| emotions | 593 | 72 | 6 | 1.868 | 1.48 |" in out
+
+
+@pytest.mark.parametrize("argv, valid", [
+    (["run", "--dataset", "yeest", "--model", "mlp", "--method", "random"], "yeast"),
+    (["run", "--dataset", "yeast", "--model", "mpl", "--method", "random"], "mlp"),
+    (["run", "--dataset", "yeast", "--model", "mlp", "--method", "adaptiv"], "adaptive"),
+    (["datasets", "nope"], "emotions"),
+])
+def test_unknown_names_list_the_valid_ones(argv, valid, capsys, tmp_path):
+    assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2
+    err = capsys.readouterr().err
+    assert "mlbs: error: unknown" in err and valid in err
+
+
+def test_compare_runs_resumes_and_reports(tmp_path, capsys):
+    out = tmp_path / "store"
+    argv = ["compare", "--datasets", "emotions", "--methods", "random", "adaptive", "--out", str(out)] + TINY
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    assert "emotions/mlp/adaptive fold 1 epoch 2/2" in cap.err  # the progress bar
+    assert "4 to do" in cap.err
+    assert "| Macro-F1 ↑ |" in cap.out
+    plots = [line.split(": ", 1)[1] for line in cap.out.splitlines() if line.startswith("plot: ")]
+    assert len(plots) == 1 and Path(plots[0]).is_file() and plots[0].endswith(".png")
+    assert main(argv) == 0  # everything is stored: nothing is run again
+    cap = capsys.readouterr()
+    assert "4 already stored, 0 to do" in cap.err and "0 runs done" in cap.out
+    # a second configuration in the same store: report must be told which one
+    assert main(["run", "--dataset", "emotions", "--model", "mlp", "--method", "random", "--out", str(out),
+                 "--epochs", "1", "--folds", "2", "--only-folds", "0", "--no-progress"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="several configurations"):
+        main(["report", "--out", str(out)])
+    hashes = sorted(p.name for p in (out / "records").iterdir())
+    assert main(["report", "--out", str(out), "--config", hashes[0], "--no-plots"]) == 0
+    assert "report:" in capsys.readouterr().out
