@@ -183,26 +183,48 @@ def _tables(E, phi, loss, transform):
     return (e, lo, f, le, lg, lf, two)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
-def _strengths_by_label(c_indptr, c_rows, c_pos, z_indptr, z_indices, CU, CH, SU, SH):  # pragma: no cover
-    """S_ij = sum_{k in supp Z_i} C_jk at every positive (i, j), for C = CU and CH.
+@njit(cache=True, error_model="numpy")
+def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z_indptr, z_indices,
+                           eps, S):  # pragma: no cover
+    """S[t] = sum_{k in supp Z_i} (C^U_jk, C^H_jk) at every positive t = (i, j), label by label.
 
-    Label by label (Y in CSC, ``c_pos`` the CSR position of each entry), so that rows j of CU
-    and CH stay in cache while the context rows Z_i are streamed; the sum over k runs in the
-    (sorted) order of Z_i up to reassociation (``fastmath`` reassoc, so that the gathers are
-    vectorised; no NaN or infinity assumptions, so a NaN still propagates).
+    Y in CSC (``c_pos`` the CSR position of each entry); ``mhat`` (nnz, 2) holds M_hat^U and
+    M_hat^H at the positives in CSR order. Row j of both Gram matrices G = M_hat^T M_hat is
+    accumulated in a dense (q, 2) buffer (sum over i ascending, the order of scipy's product),
+    normalised into row j of C (8.3 step 4) and read at the context Z_i of every positive of
+    label j while it is in cache (one gather serves both); C is never stored.
     """
-    for j in range(c_indptr.size - 1):
-        cu, ch = CU[j], CH[j]
-        for t in range(c_indptr[j], c_indptr[j + 1]):
+    q = c_indptr.size - 1
+    acc = np.zeros((q, 2))
+    for j in range(q):
+        lo, hi = c_indptr[j], c_indptr[j + 1]
+        if lo == hi:
+            continue
+        acc[:] = 0.0
+        for t in range(lo, hi):
+            i, a = c_rows[t], c_pos[t]
+            au, ah = mhat[a, 0], mhat[a, 1]
+            for b in range(y_indptr[i], y_indptr[i + 1]):
+                k = y_indices[b]
+                acc[k, 0] += au * mhat[b, 0]
+                acc[k, 1] += ah * mhat[b, 1]
+        tu, th = 0.0, 0.0
+        for k in range(q):
+            tu += acc[k, 0]
+            th += acc[k, 1]
+        tu, th = tu + eps, th + eps
+        for k in range(q):
+            acc[k, 0] /= tu
+            acc[k, 1] /= th
+        for t in range(lo, hi):
             i = c_rows[t]
-            au, ah = 0.0, 0.0
+            su, sh = 0.0, 0.0
             for u in range(z_indptr[i], z_indptr[i + 1]):
                 k = z_indices[u]
-                au += cu[k]
-                ah += ch[k]
-            SU[c_pos[t]] = au
-            SH[c_pos[t]] = ah
+                su += acc[k, 0]
+                sh += acc[k, 1]
+            S[c_pos[t], 0] = su
+            S[c_pos[t], 1] = sh
 
 
 @njit(cache=True, error_model="numpy")
@@ -224,13 +246,18 @@ def _gram(indptr, indices, vals, q):  # pragma: no cover
     return G
 
 
-def masked_correlations(values: np.ndarray, labels: sp.csr_matrix, eps: float = 1e-8) -> list:
-    """:func:`masked_correlation` of every column of ``values`` (nnz, m), in one pass over Y."""
+def _normalised_columns(values, labels, eps):
+    """M_hat at the positives (nnz, m): every label column of M divided by its norm + eps."""
     values = np.asarray(values, dtype=np.float64).reshape(labels.indices.size, -1)
     q = labels.shape[1]
     norms = np.sqrt(np.stack([np.bincount(labels.indices, weights=v * v, minlength=q) for v in values.T], axis=1))
-    mhat = np.ascontiguousarray(values / (norms[labels.indices] + eps))
-    G = _gram(labels.indptr, labels.indices, mhat, q)
+    return np.ascontiguousarray(values / (norms[labels.indices] + eps))
+
+
+def masked_correlations(values: np.ndarray, labels: sp.csr_matrix, eps: float = 1e-8) -> list:
+    """:func:`masked_correlation` of every column of ``values`` (nnz, m), in one pass over Y."""
+    mhat = _normalised_columns(values, labels, eps)
+    G = _gram(labels.indptr, labels.indices, mhat, labels.shape[1])
     out = []
     for c in range(values.shape[1]):
         C = np.ascontiguousarray(G[:, :, c])
@@ -280,10 +307,13 @@ def d2ace_scores(E, phi, loss, labels: sp.csr_matrix, Z: sp.csr_matrix, *, loss_
     rows = np.repeat(np.arange(n), np.diff(labels.indptr))
     cols = labels.indices.astype(np.int64)
     E_pos, h_pos = _entries_at(*tables, rows, cols)
-    CU, CH = masked_correlations(np.stack([E_pos, h_pos], axis=1), labels, eps)
+    mhat = _normalised_columns(np.stack([E_pos, h_pos], axis=1), labels, eps)
     by_label = sp.csr_matrix((np.arange(nnz, dtype=np.int64), labels.indices, labels.indptr), shape=(n, q)).tocsc()
-    SU, SH = np.empty(nnz), np.empty(nnz)
-    _strengths_by_label(by_label.indptr, by_label.indices, by_label.data, Z.indptr, Z.indices, CU, CH, SU, SH)
+    z_indices = Z.indices.astype(np.uint16) if q <= 65536 else Z.indices   # half the cache lines
+    S = np.empty((nnz, 2))
+    _correlation_strengths(by_label.indptr, by_label.indices, by_label.data, labels.indptr, labels.indices,
+                           mhat, Z.indptr, z_indices, eps, S)
+    SU, SH = S[:, 0], S[:, 1]
     score_u = np.bincount(rows, weights=vU[cols] * E_pos * SU, minlength=n)
     score_h = np.bincount(rows, weights=vH[cols] * h_pos * SH, minlength=n)
     _fused_dense_scores(*tables, vU, vH, score_u, score_h)
