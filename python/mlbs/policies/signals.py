@@ -82,8 +82,8 @@ def vexp(x):  # pragma: no cover
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def vlog1p_unit(t):  # pragma: no cover
-    """log(1 + t) for t in [0, 1] (the range of e^(-|z|)), vectorisable."""
+def vlog1p_unit(t, inv_u):  # pragma: no cover
+    """log(1 + t) for t in [0, 1] (the range of e^(-|z|)), vectorisable; ``inv_u`` = 1 / (1 + t)."""
     u = 1.0 + t
     c = t - (u - 1.0)                  # exact rounding error of u
     big = u > _SQRT2
@@ -102,7 +102,7 @@ def vlog1p_unit(t):  # pragma: no cover
     p = p * s2 + 1.0 / 5.0
     p = p * s2 + 1.0 / 3.0
     p = p * s2 + 1.0
-    return kf * _LN2_HI + (kf * _LN2_LO + 2.0 * s * p + c / u)
+    return kf * _LN2_HI + (kf * _LN2_LO + 2.0 * s * p + c * inv_u)
 
 #: Window storage: name -> (numpy dtype, quantisation scale; 0 means stored as is).
 WINDOW_DTYPES = {"float64": (np.float64, 0.0), "float32": (np.float32, 0.0),
@@ -130,12 +130,33 @@ def binary_entropy_bits(p: np.ndarray) -> np.ndarray:
     return h / LN2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def fsum(buf):  # pragma: no cover
+    """Sum of a float64 vector, reassociated (vectorised); NaN and infinities propagate."""
+    acc = 0.0
+    for j in range(buf.size):
+        acc += buf[j]
+    return acc
+
+
+@njit(cache=True, error_model="numpy")
 def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, E, phi, loss,
                   alpha, track_phi, track_loss, entropy_nan, short_nan, sample_loss):  # pragma: no cover
+    """One pass per visited row, each step a loop over the q labels (vectorised by LLVM).
+
+    Per row: (1) p, H_2(p)/ln 2 and the BCE of every label (logits: :func:`vexp`,
+    :func:`vlog1p_unit`; probabilities: libm); (2) p stored in the window slot of this visit;
+    (3) the window's absolute changes summed oldest to newest (slots precomputed per row, no
+    modulo per entry); (4) E, phi, l written. The arithmetic per entry is that of the definition
+    in :class:`PredictionWindow`.
+    """
     n_rows, q = out.shape
     w = window.shape[1]
+    inv_ln2 = 1.0 / LN2
     ymask = np.zeros(q, dtype=np.bool_)
+    pb, hb, lb, cb = np.empty(q), np.empty(q), np.empty(q), np.empty(q)
+    div = scale if scale > 0.0 else 1.0
+    inv_div = 1.0 / div
     for r in range(n_rows):
         i = rows[r]
         for t in range(y_indptr[i], y_indptr[i + 1]):
@@ -145,54 +166,70 @@ def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, 
         prev_slot = (c - 1) % w
         m = min(c + 1, w)                 # stored predictions after this visit
         first = c + 1 - m                 # visit number of the oldest one
-        total_bce = 0.0
-        for j in range(q):
-            x = out[r, j]
-            if logits:
-                t = math.exp(-abs(x))
-                neg_log_not = max(x, 0.0) + math.log1p(t)   # -log(1 - p) = softplus(z)
-                neg_log_p = neg_log_not - x                 # -log p = softplus(-z)
-                p = 1.0 / (1.0 + t) if x >= 0 else t / (1.0 + t)
-                ent = (p * neg_log_p + (1.0 - p) * neg_log_not) / math.log(2.0)
-                bce = neg_log_p if ymask[j] else neg_log_not
-            else:
-                p = x
+        # (1) probabilities, entropies, losses
+        if logits:
+            for j in range(q):
+                x = out[r, j]
+                t = vexp(-abs(x))
+                inv = 1.0 / (1.0 + t)
+                neg_log_not = max(x, 0.0) + vlog1p_unit(t, inv)   # -log(1 - p) = softplus(z)
+                neg_log_p = neg_log_not - x                       # -log p = softplus(-z)
+                p = inv if x >= 0 else t * inv
+                pb[j] = p
+                hb[j] = (p * neg_log_p + (1.0 - p) * neg_log_not) * inv_ln2
+                lb[j] = neg_log_p if ymask[j] else neg_log_not
+        else:
+            for j in range(q):
+                p = out[r, j]
                 ent = 0.0
                 if p > 0.0:
                     ent -= p * math.log(p)
                 if p < 1.0:
                     ent -= (1.0 - p) * math.log1p(-p)
-                ent /= math.log(2.0)
+                pb[j] = p
+                hb[j] = ent * inv_ln2
                 pc = min(max(p, 1e-12), 1.0 - 1e-12)
-                bce = -math.log(pc) if ymask[j] else -math.log1p(-pc)
-            if entropy_nan:
-                p32 = np.float32(p)
+                lb[j] = -math.log(pc) if ymask[j] else -math.log1p(-pc)
+        if entropy_nan:
+            for j in range(q):
+                p32 = np.float32(pb[j])
                 if p32 == 0.0 or p32 == 1.0:
-                    ent = np.nan
-            total_bce += bce
-            if scale > 0.0:
-                window[i, new_slot, j] = math.floor(p * scale + 0.5)
+                    hb[j] = np.nan
+        sample_loss[r] = fsum(lb) / q
+        # (2) the window slot of this visit
+        if scale > 0.0:
+            for j in range(q):
+                window[i, new_slot, j] = math.floor(pb[j] * scale + 0.5)
+        else:
+            for j in range(q):
+                window[i, new_slot, j] = pb[j]
+        # (3) sum of the absolute changes of the stored values, oldest to newest (exact for the
+        # integer codes of a quantised window: one rounding at the end)
+        cb[:] = 0.0
+        for v in range(first, c):
+            a, b = v % w, (v + 1) % w
+            for j in range(q):
+                cb[j] += abs(np.float64(window[i, b, j]) - np.float64(window[i, a, j]))
+        # (4) E, phi, l
+        if m >= 2:
+            to_mean = 1.0 / (div * (m - 1))
+            for j in range(q):
+                E[i, j] = 0.5 * (cb[j] * to_mean) + 0.5 * hb[j]
+        else:
+            short = np.nan if short_nan else 0.0
+            for j in range(q):
+                E[i, j] = 0.5 * short + 0.5 * hb[j]
+        if track_phi:
+            if c >= 1:
+                for j in range(q):
+                    change = abs(np.float64(window[i, new_slot, j]) - np.float64(window[i, prev_slot, j])) * inv_div
+                    phi[i, j] = alpha * change + (1.0 - alpha) * phi[i, j]
             else:
-                window[i, new_slot, j] = p
-            div = scale if scale > 0.0 else 1.0
-            change_sum = 0.0
-            for v in range(first, c):
-                a = window[i, v % w, j] / div
-                b = window[i, (v + 1) % w, j] / div
-                change_sum += abs(b - a)
-            if m >= 2:
-                mean_change = change_sum / (m - 1)
-            else:
-                mean_change = np.nan if short_nan else 0.0
-            E[i, j] = 0.5 * mean_change + 0.5 * ent
-            if track_phi:
-                last_change = 0.0
-                if c >= 1:
-                    last_change = abs(window[i, new_slot, j] / div - window[i, prev_slot, j] / div)
-                phi[i, j] = alpha * last_change + (1.0 - alpha) * phi[i, j]
-            if track_loss:
-                loss[i, j] = bce
-        sample_loss[r] = total_bce / q
+                for j in range(q):
+                    phi[i, j] = alpha * 0.0 + (1.0 - alpha) * phi[i, j]
+        if track_loss:
+            for j in range(q):
+                loss[i, j] = lb[j]
         count[i] = c + 1
         for t in range(y_indptr[i], y_indptr[i + 1]):
             ymask[y_indices[t]] = False
