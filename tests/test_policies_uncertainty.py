@@ -107,6 +107,23 @@ def test_window_signals_match_reference(kind):
     assert s.count.tolist() == [len(h) for h in hist]
 
 
+@pytest.mark.parametrize("w", [1, 2, 5])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "uint8"])
+def test_window_lengths_match_reference(w, dtype):
+    """Every window length, including w = 1 (no stored change) and a full ring of the default 5."""
+    Y, nb = problem(n=40, q=7)
+    batches = stream(*Y.shape, batches=30, batch=12, seed=4)
+    policy = D2ACE(Y, neighbors=nb, window=w, window_dtype=dtype, table_dtype="float64")
+    for idx, z in batches:
+        policy.observe(idx, z)
+    E, phi = ref.window_signals(ref.replay_visits(Y, batches), Y.shape[1], w=w)
+    tol = {"float64": 1e-12, "float32": 2.0 ** -24, "uint8": 1 / 255}[dtype]
+    np.testing.assert_allclose(policy.signals.E, E, rtol=1e-9, atol=tol)
+    if w >= 2:  # phi needs the previous prediction, which a window of 1 does not keep
+        np.testing.assert_allclose(policy.signals.phi, phi, rtol=1e-9, atol=tol)
+    assert np.isfinite(policy.signals.E).all()
+
+
 @pytest.mark.parametrize("dtype, step", [("uint8", 1 / 255), ("uint16", 1 / 65535), ("float32", 2.0 ** -24)])
 def test_compact_window_error_is_bounded_by_its_step(dtype, step):
     """Each stored value is within step/2, each change within step: |dE| <= step/2, |dphi| <= step."""

@@ -142,21 +142,23 @@ def fsum(buf):  # pragma: no cover
 @njit(cache=True, error_model="numpy")
 def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, E, phi, loss,
                   alpha, track_phi, track_loss, entropy_nan, short_nan, sample_loss):  # pragma: no cover
-    """One pass per visited row, each step a loop over the q labels (vectorised by LLVM).
+    """Per visited row, three loops over the q labels (each vectorised by LLVM).
 
-    Per row: (1) p, H_2(p)/ln 2 and the BCE of every label (logits: :func:`vexp`,
-    :func:`vlog1p_unit`; probabilities: libm); (2) p stored in the window slot of this visit;
-    (3) the window's absolute changes summed oldest to newest (slots precomputed per row, no
-    modulo per entry); (4) E, phi, l written. The arithmetic per entry is that of the definition
-    in :class:`PredictionWindow`.
+    (A) p, H_2(p) and the BCE of every label (logits: :func:`vexp`, :func:`vlog1p_unit`;
+    probabilities: libm), p stored (quantised) in this visit's window slot, l written;
+    (B) the window's absolute changes but the newest, summed oldest to newest (slots computed per
+    row, no modulo per entry); (C) the newest change (the one phi uses), E and phi. The changes
+    are taken between the stored codes and scaled once; the arithmetic per entry is otherwise
+    that of the definition in :class:`PredictionWindow`.
     """
     n_rows, q = out.shape
     w = window.shape[1]
     inv_ln2 = 1.0 / LN2
     ymask = np.zeros(q, dtype=np.bool_)
-    pb, hb, lb, cb = np.empty(q), np.empty(q), np.empty(q), np.empty(q)
+    hb, lb, cb = np.empty(q), np.empty(q), np.empty(q)
     div = scale if scale > 0.0 else 1.0
     inv_div = 1.0 / div
+    quantise = scale > 0.0
     for r in range(n_rows):
         i = rows[r]
         for t in range(y_indptr[i], y_indptr[i + 1]):
@@ -166,7 +168,7 @@ def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, 
         prev_slot = (c - 1) % w
         m = min(c + 1, w)                 # stored predictions after this visit
         first = c + 1 - m                 # visit number of the oldest one
-        # (1) probabilities, entropies, losses
+        # (A) probabilities, entropies, losses; the window slot of this visit
         if logits:
             for j in range(q):
                 x = out[r, j]
@@ -175,9 +177,13 @@ def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, 
                 neg_log_not = max(x, 0.0) + vlog1p_unit(t, inv)   # -log(1 - p) = softplus(z)
                 neg_log_p = neg_log_not - x                       # -log p = softplus(-z)
                 p = inv if x >= 0 else t * inv
-                pb[j] = p
-                hb[j] = (p * neg_log_p + (1.0 - p) * neg_log_not) * inv_ln2
+                ent = (p * neg_log_p + (1.0 - p) * neg_log_not) * inv_ln2
+                if entropy_nan:
+                    p32 = np.float32(p)
+                    ent = np.nan if (p32 == 0.0 or p32 == 1.0) else ent
+                hb[j] = ent
                 lb[j] = neg_log_p if ymask[j] else neg_log_not
+                window[i, new_slot, j] = math.floor(p * scale + 0.5) if quantise else p
         else:
             for j in range(q):
                 p = out[r, j]
@@ -186,50 +192,44 @@ def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, 
                     ent -= p * math.log(p)
                 if p < 1.0:
                     ent -= (1.0 - p) * math.log1p(-p)
-                pb[j] = p
-                hb[j] = ent * inv_ln2
+                ent *= inv_ln2
+                if entropy_nan:
+                    p32 = np.float32(p)
+                    if p32 == 0.0 or p32 == 1.0:
+                        ent = np.nan
+                hb[j] = ent
                 pc = min(max(p, 1e-12), 1.0 - 1e-12)
                 lb[j] = -math.log(pc) if ymask[j] else -math.log1p(-pc)
-        if entropy_nan:
-            for j in range(q):
-                p32 = np.float32(pb[j])
-                if p32 == 0.0 or p32 == 1.0:
-                    hb[j] = np.nan
+                window[i, new_slot, j] = math.floor(p * scale + 0.5) if quantise else p
         sample_loss[r] = fsum(lb) / q
-        # (2) the window slot of this visit
-        if scale > 0.0:
+        if track_loss:
             for j in range(q):
-                window[i, new_slot, j] = math.floor(pb[j] * scale + 0.5)
+                loss[i, j] = lb[j]
+        # (B) the changes between the stored visits first .. c - 1, oldest to newest
+        if c - first >= 2:
+            a, b = first % w, (first + 1) % w
+            for j in range(q):
+                cb[j] = abs(np.float64(window[i, b, j]) - np.float64(window[i, a, j]))
+            for v in range(first + 1, c - 1):
+                a, b = v % w, (v + 1) % w
+                for j in range(q):
+                    cb[j] += abs(np.float64(window[i, b, j]) - np.float64(window[i, a, j]))
         else:
-            for j in range(q):
-                window[i, new_slot, j] = pb[j]
-        # (3) sum of the absolute changes of the stored values, oldest to newest (exact for the
-        # integer codes of a quantised window: one rounding at the end)
-        cb[:] = 0.0
-        for v in range(first, c):
-            a, b = v % w, (v + 1) % w
-            for j in range(q):
-                cb[j] += abs(np.float64(window[i, b, j]) - np.float64(window[i, a, j]))
-        # (4) E, phi, l
+            cb[:] = 0.0
+        # (C) the newest change, E and phi (w = 1: no change is stored, phi's change is 0)
         if m >= 2:
             to_mean = 1.0 / (div * (m - 1))
             for j in range(q):
-                E[i, j] = 0.5 * (cb[j] * to_mean) + 0.5 * hb[j]
+                change = abs(np.float64(window[i, new_slot, j]) - np.float64(window[i, prev_slot, j]))
+                E[i, j] = 0.5 * ((cb[j] + change) * to_mean) + 0.5 * hb[j]
+                if track_phi:
+                    phi[i, j] = alpha * (change * inv_div) + (1.0 - alpha) * phi[i, j]
         else:
             short = np.nan if short_nan else 0.0
             for j in range(q):
                 E[i, j] = 0.5 * short + 0.5 * hb[j]
-        if track_phi:
-            if c >= 1:
-                for j in range(q):
-                    change = abs(np.float64(window[i, new_slot, j]) - np.float64(window[i, prev_slot, j])) * inv_div
-                    phi[i, j] = alpha * change + (1.0 - alpha) * phi[i, j]
-            else:
-                for j in range(q):
+                if track_phi:
                     phi[i, j] = alpha * 0.0 + (1.0 - alpha) * phi[i, j]
-        if track_loss:
-            for j in range(q):
-                loss[i, j] = lb[j]
         count[i] = c + 1
         for t in range(y_indptr[i], y_indptr[i + 1]):
             ymask[y_indices[t]] = False
