@@ -10,9 +10,10 @@ and reads its schedules at :func:`mlbs.policies.schedules.evaluation_epoch`.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from mlbs import WeightedIndex
-from mlbs.losses import check_observation, last_occurrence
+from mlbs.losses import check_indices, check_observation, last_occurrence
 from mlbs.policies.base import Policy
 from mlbs.policies.schedules import evaluation_epoch
 
@@ -26,6 +27,35 @@ def resolve_options(presets: dict, compat, given: dict, defaults: dict) -> dict:
         raise ValueError(f"compat must be one of {sorted(presets)} or None, got {compat!r}")
     preset = presets.get(compat, {})
     return {k: given[k] if given.get(k) is not None else preset.get(k, v) for k, v in defaults.items()}
+
+
+@njit(cache=True)
+def _all_within(out, lo, hi):  # pragma: no cover
+    """Whether every entry is in [lo, hi] (NaN is not): one pass, no temporaries."""
+    ok = True
+    n, q = out.shape
+    for r in range(n):
+        for j in range(q):
+            x = out[r, j]
+            ok &= (x >= lo) & (x <= hi)
+    return ok
+
+
+def checked_observation(indices, outputs, n: int, q: int, kind: str):
+    """:func:`mlbs.losses.check_observation` with a compiled fast path for the usual batch.
+
+    A C-contiguous float32/float64 (B, q) array whose entries are all finite (in [0, 1] for
+    probabilities) is accepted after one compiled pass; anything else, and every failure, goes
+    through :func:`check_observation`, so the errors and their messages are the same.
+    """
+    if (isinstance(outputs, np.ndarray) and outputs.dtype in (np.float32, np.float64) and outputs.ndim == 2
+            and outputs.flags.c_contiguous and kind in ("logits", "probabilities")):
+        idx = check_indices(indices, n)
+        big = np.finfo(np.float64).max
+        lo, hi = (0.0, 1.0) if kind == "probabilities" else (-big, big)
+        if outputs.shape == (idx.size, q) and _all_within(outputs, lo, hi):
+            return idx, outputs
+    return check_observation(indices, outputs, n, q, kind=kind)
 
 
 class EpochPolicy(Policy):
@@ -63,7 +93,7 @@ class EpochPolicy(Policy):
         if losses is not None or outputs is None:
             raise ValueError(f"{type(self).__name__} keeps per-label signals: give the model's "
                              "outputs= of every label, not per-sample losses=")
-        idx, out = check_observation(indices, outputs, self.n, self.q, kind=kind)
+        idx, out = checked_observation(indices, outputs, self.n, self.q, kind)
         idx, out = last_occurrence(idx, out)
         self.loss[idx] = self._visit(idx, out, kind)
 

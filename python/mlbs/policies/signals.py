@@ -171,7 +171,7 @@ def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, 
         # (A) probabilities, entropies, losses; the window slot of this visit
         if logits:
             for j in range(q):
-                x = out[r, j]
+                x = np.float64(out[r, j])
                 t = vexp(-abs(x))
                 inv = 1.0 / (1.0 + t)
                 neg_log_not = max(x, 0.0) + vlog1p_unit(t, inv)   # -log(1 - p) = softplus(z)
@@ -186,7 +186,7 @@ def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, 
                 window[i, new_slot, j] = math.floor(p * scale + 0.5) if quantise else p
         else:
             for j in range(q):
-                p = out[r, j]
+                p = np.float64(out[r, j])
                 ent = 0.0
                 if p > 0.0:
                     ent -= p * math.log(p)
@@ -298,7 +298,9 @@ class PredictionWindow:
         if kind not in OUTPUT_KINDS:
             raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
         sample_loss = np.empty(rows.size)
-        _window_visit(rows.astype(np.int64), np.ascontiguousarray(outputs, dtype=np.float64),
+        out = np.asarray(outputs)
+        out = np.ascontiguousarray(out, dtype=out.dtype if out.dtype in (np.float32, np.float64) else np.float64)
+        _window_visit(rows.astype(np.int64, copy=False), out,
                       kind == "logits", labels.indptr, labels.indices, self.window, self.scale,
                       self.count, self.E, self.phi, self.loss, self.alpha, self.track_phi,
                       self.track_loss, self.entropy_nan, self.short_nan, sample_loss)
