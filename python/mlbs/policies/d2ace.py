@@ -12,8 +12,10 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from mlbs import WeightedIndex
 from mlbs.policies.epochwise import EpochPolicy, resolve_options
@@ -183,6 +185,28 @@ def _tables(E, phi, loss, transform):
     return (e, lo, f, le, lg, lf, two)
 
 
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # pragma: no cover (compiled)
+    """Hint the cache to load ``arr[idx]`` (1-d array; llvm.prefetch, read, high locality)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        aryty, idxty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = builder.gep(ary.data, [context.cast(builder, args[1], idxty, types.intp)])
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
+
+
+_AHEAD = 4  # positives ahead whose rows are prefetched
+
+
 @njit(cache=True, error_model="numpy")
 def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z_indptr, z_indices,
                            eps, S):  # pragma: no cover
@@ -196,12 +220,17 @@ def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z
     """
     q = c_indptr.size - 1
     acc = np.zeros((q, 2))
+    mhat_flat = mhat.reshape(mhat.size)
     for j in range(q):
         lo, hi = c_indptr[j], c_indptr[j + 1]
         if lo == hi:
             continue
         acc[:] = 0.0
         for t in range(lo, hi):
+            if t + _AHEAD < hi:
+                ip = c_rows[t + _AHEAD]
+                _prefetch(y_indices, y_indptr[ip])
+                _prefetch(mhat_flat, 2 * y_indptr[ip])
             i, a = c_rows[t], c_pos[t]
             au, ah = mhat[a, 0], mhat[a, 1]
             for b in range(y_indptr[i], y_indptr[i + 1]):
@@ -217,6 +246,10 @@ def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z
             acc[k, 0] /= tu
             acc[k, 1] /= th
         for t in range(lo, hi):
+            if t + _AHEAD < hi:
+                ip = c_rows[t + _AHEAD]
+                for u in range(z_indptr[ip], z_indptr[ip + 1], 32):
+                    _prefetch(z_indices, u)
             i = c_rows[t]
             su, sh = 0.0, 0.0
             for u in range(z_indptr[i], z_indptr[i + 1]):
