@@ -93,11 +93,13 @@ def _g_entry_impl(x, lut, two):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _fused_moments(E, L, F, lut_e, lut_g, lut_f, two, block):  # pragma: no cover
-    """Column means and population stds of E and h = g(l) (1 - phi), one pass over the tables.
+def _fused_moments(E, L, F, lut_e, lut_g, lut_f, two, block, y_indptr, y_indices, e_pos, h_pos):  # pragma: no cover
+    """Column means and population stds of E and h = g(l) (1 - phi), one pass over the tables;
+    E and h at the positives (CSR order of Y) into ``e_pos``, ``h_pos`` on the way.
 
     Shifted sums (shift: row 0, so |mean - shift|^2 <= N var and the cancellation in
-    var = S2/N - (S1/N)^2 costs at most ~N ulp of var), summed per block of rows then merged.
+    var = S2/N - (S1/N)^2 costs at most ~N ulp of var), summed per block of ``block`` rows, then
+    the blocks' sums merged in order.
     """
     n, q = E.shape
     ke, kh = np.empty(q), np.empty(q)
@@ -117,15 +119,19 @@ def _fused_moments(E, L, F, lut_e, lut_g, lut_f, two, block):  # pragma: no cove
                 a1[j] += e * e
                 a2[j] += h
                 a3[j] += h * h
+            for t in range(y_indptr[i], y_indptr[i + 1]):   # the row is in cache
+                col = y_indices[t]
+                e_pos[t] = _entry(E[i, col], lut_e)
+                h_pos[t] = _g_entry(L[i, col], lut_g, two) * (1.0 - _entry(F[i, col], lut_f))
         tot += acc
     mean, std = np.empty((2, q)), np.empty((2, q))
     for j in range(q):
-        for r, k in ((0, ke[j]), (1, kh[j])):
+        for r, shift in ((0, ke[j]), (1, kh[j])):
             m1 = tot[2 * r, j] / n
             var = tot[2 * r + 1, j] / n - m1 * m1
             if var < 0.0:
                 var = 0.0
-            mean[r, j] = k + m1
+            mean[r, j] = shift + m1
             std[r, j] = math.sqrt(var)
     return mean, std
 
@@ -142,24 +148,14 @@ def _row_sum(buf):  # pragma: no cover
 def _fused_dense_scores(E, L, F, lut_e, lut_g, lut_f, two, vU, vH, out_u, out_h):  # pragma: no cover
     """out_u[i] += sum_j vU_j E_ij, out_h[i] += sum_j vH_j h_ij, one pass over the tables."""
     n, q = E.shape
-    bu, bh = np.empty(q), np.empty(q)
-    for i in range(n):
-        for j in range(q):
-            bu[j] = vU[j] * _entry(E[i, j], lut_e)
-            bh[j] = vH[j] * (_g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f)))
-        out_u[i] += _row_sum(bu)
-        out_h[i] += _row_sum(bh)
-
-
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _entries_at(E, L, F, lut_e, lut_g, lut_f, two, rows, cols):  # pragma: no cover
-    """E_ij and h_ij at the given entries (the positives), as the dense passes compute them."""
-    e, h = np.empty(rows.size), np.empty(rows.size)
-    for t in range(rows.size):
-        i, j = rows[t], cols[t]
-        e[t] = _entry(E[i, j], lut_e)
-        h[t] = _g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f))
-    return e, h
+    for b in range((n + 63) // 64):
+        bu, bh = np.empty(q), np.empty(q)
+        for i in range(64 * b, min(64 * (b + 1), n)):
+            for j in range(q):
+                bu[j] = vU[j] * _entry(E[i, j], lut_e)
+                bh[j] = vH[j] * (_g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f)))
+            out_u[i] += _row_sum(bu)
+            out_h[i] += _row_sum(bh)
 
 
 _NO_LUT = np.zeros(0)
@@ -219,13 +215,12 @@ def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z
     label j while it is in cache (one gather serves both); C is never stored.
     """
     q = c_indptr.size - 1
-    acc = np.zeros((q, 2))
     mhat_flat = mhat.reshape(mhat.size)
     for j in range(q):
         lo, hi = c_indptr[j], c_indptr[j + 1]
         if lo == hi:
             continue
-        acc[:] = 0.0
+        acc = np.zeros((q, 2))
         for t in range(lo, hi):
             if t + _AHEAD < hi:
                 ip = c_rows[t + _AHEAD]
@@ -251,13 +246,23 @@ def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z
                 for u in range(z_indptr[ip], z_indptr[ip + 1], 32):
                     _prefetch(z_indices, u)
             i = c_rows[t]
-            su, sh = 0.0, 0.0
-            for u in range(z_indptr[i], z_indptr[i + 1]):
-                k = z_indices[u]
-                su += acc[k, 0]
-                sh += acc[k, 1]
-            S[c_pos[t], 0] = su
-            S[c_pos[t], 1] = sh
+            # two interleaved partial sums per score (the add latency, not the loads, bounds a
+            # single chain); summed pairwise at the end
+            su0, sh0, su1, sh1 = 0.0, 0.0, 0.0, 0.0
+            u, end = z_indptr[i], z_indptr[i + 1]
+            while u + 1 < end:
+                k0, k1 = z_indices[u], z_indices[u + 1]
+                su0 += acc[k0, 0]
+                sh0 += acc[k0, 1]
+                su1 += acc[k1, 0]
+                sh1 += acc[k1, 1]
+                u += 2
+            if u < end:
+                k0 = z_indices[u]
+                su0 += acc[k0, 0]
+                sh0 += acc[k0, 1]
+            S[c_pos[t], 0] = su0 + su1
+            S[c_pos[t], 1] = sh0 + sh1
 
 
 @njit(cache=True, error_model="numpy")
@@ -334,12 +339,12 @@ def d2ace_scores(E, phi, loss, labels: sp.csr_matrix, Z: sp.csr_matrix, *, loss_
     tables = _tables(E, phi, loss, loss_transform)
     if n == 0:
         return np.zeros(0), np.zeros(0)
-    mean, std = _fused_moments(*tables, max(int(chunk), 1))
-    vU, vH = np.exp(0.5 * mean + 0.5 * std)
     nnz = labels.indptr[-1]
+    E_pos, h_pos = np.empty(nnz), np.empty(nnz)
+    mean, std = _fused_moments(*tables, max(int(chunk), 1), labels.indptr, labels.indices, E_pos, h_pos)
+    vU, vH = np.exp(0.5 * mean + 0.5 * std)
     rows = np.repeat(np.arange(n), np.diff(labels.indptr))
-    cols = labels.indices.astype(np.int64)
-    E_pos, h_pos = _entries_at(*tables, rows, cols)
+    cols = labels.indices
     mhat = _normalised_columns(np.stack([E_pos, h_pos], axis=1), labels, eps)
     by_label = sp.csr_matrix((np.arange(nnz, dtype=np.int64), labels.indices, labels.indptr), shape=(n, q)).tocsc()
     z_indices = Z.indices.astype(np.uint16) if q <= 65536 else Z.indices   # half the cache lines
