@@ -210,6 +210,50 @@ def test_d2ace_scores_sparse_vs_dense_on_random_tables():
     assert np.array_equal(Z.toarray(), Zd)
 
 
+@pytest.mark.parametrize("dtypes", [(np.float16,) * 3, (np.float32, np.float16, np.float64)])
+@pytest.mark.parametrize("transform", ["1-exp", "2-exp"])
+def test_d2ace_scores_on_compact_tables(dtypes, transform):
+    """float16 tables (read through look-up tables) and mixed dtypes give the dense transcription
+    of the stored values."""
+    rng = np.random.default_rng(8)
+    n, q = 200, 40
+    Y = sp.random(n, q, density=0.08, random_state=9, format="csr")
+    Y.data[:] = 1
+    Y = sp.csr_matrix(Y, dtype=np.int8)
+    nb = rng.integers(0, n, (n, 5))
+    E, phi, loss = (a.astype(dt) for a, dt in zip(
+        (rng.random((n, q)), 0.5 * rng.random((n, q)), rng.exponential(1.0, (n, q))), dtypes))
+    su, sh = d2ace_scores(E, phi, loss, Y, local_context(Y, nb), loss_transform=transform, chunk=16)
+    PU, PH, _ = ref.d2ace_probabilities(E, phi, loss, Y, nb, pressure=8.0, beta=0.5, loss_transform=transform)
+    for score, P in ((su, PU), (sh, PH)):
+        w = quantized_min_max(score, 8.0)
+        np.testing.assert_allclose(w / w.sum(), P, rtol=1e-9)
+
+
+def test_vectorised_exp_and_log1p_are_within_a_few_ulp():
+    from mlbs.policies.signals import vexp, vlog1p_unit
+    from numba import njit
+
+    @njit
+    def both(x, t):
+        e, l = np.empty(x.size), np.empty(t.size)
+        for i in range(x.size):
+            e[i] = vexp(x[i])
+        for i in range(t.size):
+            l[i] = vlog1p_unit(t[i], 1.0 / (1.0 + t[i]))
+        return e, l
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([-rng.exponential(3.0, 200_000), rng.uniform(-708, 709.7, 50_000), -rng.random(1000) * 1e-9])
+    t = np.concatenate([rng.random(200_000), rng.random(50_000) ** 12, [0.0, 1.0, 1e-300, np.sqrt(2) - 1]])
+    e, l = both(x, t)
+    assert (np.abs(e - np.exp(x)) <= 1 * np.spacing(np.exp(x))).all()
+    assert (np.abs(l - np.log1p(t)) <= 3 * np.maximum(np.spacing(np.log1p(t)), 5e-324)).all()
+    special = both(np.array([np.nan, np.inf, -np.inf, 709.79, -800.0]), np.zeros(5))[0]
+    assert np.isnan(special[0]) and special[1] == np.inf and special[2] < 1e-307 and special[3] == np.inf
+    assert 0 <= special[4] < 1e-307
+
+
 def test_active_and_recency_bias_match_references():
     Y, _ = problem()
     n, q = Y.shape
