@@ -38,7 +38,16 @@ py::array as_1d(const py::handle& obj, const char* what) {
 
 // Integer array (any integer dtype) -> contiguous int64. Floats and booleans are refused so that
 // a non-integer index never gets truncated silently.
+// Already a contiguous 1-D array of T: use it as it is (the common case, and the cheap one).
+template <class T>
+bool is_exact_vector(const py::handle& obj) {
+  if (!py::isinstance<py::array>(obj)) return false;
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  return a.ndim() == 1 && a.dtype().is(py::dtype::of<T>()) && (a.flags() & py::array::c_style);
+}
+
 IndexArray as_indices(const py::handle& obj) {
+  if (is_exact_vector<std::int64_t>(obj)) return py::reinterpret_borrow<IndexArray>(obj);
   py::array a = as_1d(obj, "indices");
   const char kind = a.dtype().kind();
   if (kind != 'i' && kind != 'u' && a.size() > 0)
@@ -49,6 +58,7 @@ IndexArray as_indices(const py::handle& obj) {
 
 // Real array (float or integer dtype) -> contiguous float64.
 FloatArray as_reals(const py::handle& obj, const char* what) {
+  if (is_exact_vector<double>(obj)) return py::reinterpret_borrow<FloatArray>(obj);
   py::array a = as_1d(obj, what);
   const char kind = a.dtype().kind();
   if (kind != 'f' && kind != 'i' && kind != 'u' && a.size() > 0)
