@@ -20,7 +20,7 @@ from numba.extending import intrinsic, overload
 from mlbs import WeightedIndex
 from mlbs.policies.epochwise import EpochPolicy, resolve_options
 from mlbs.policies.schedules import check_schedule, d2ace_beta, d2ace_pressure
-from mlbs.policies.signals import PredictionWindow, vexp
+from mlbs.policies.signals import PredictionWindow, fsum, vexp
 from mlbs.policies.transforms import quantized_min_max
 
 LOSS_TRANSFORMS = ("1-exp", "2-exp")
@@ -136,14 +136,6 @@ def _fused_moments(E, L, F, lut_e, lut_g, lut_f, two, block, y_indptr, y_indices
     return mean, std
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _row_sum(buf):  # pragma: no cover
-    acc = 0.0
-    for j in range(buf.size):
-        acc += buf[j]
-    return acc
-
-
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _fused_dense_scores(E, L, F, lut_e, lut_g, lut_f, two, vU, vH, out_u, out_h):  # pragma: no cover
     """out_u[i] += sum_j vU_j E_ij, out_h[i] += sum_j vH_j h_ij, one pass over the tables."""
@@ -154,8 +146,8 @@ def _fused_dense_scores(E, L, F, lut_e, lut_g, lut_f, two, vU, vH, out_u, out_h)
             for j in range(q):
                 bu[j] = vU[j] * _entry(E[i, j], lut_e)
                 bh[j] = vH[j] * (_g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f)))
-            out_u[i] += _row_sum(bu)
-            out_h[i] += _row_sum(bh)
+            out_u[i] += fsum(bu)
+            out_h[i] += fsum(bh)
 
 
 _NO_LUT = np.zeros(0)
