@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "python"))  # PYTHONPATH (e.g. a snapshot) wins
 
-from mlbs.knn import imbalance_weights, nearest_neighbors  # noqa: E402
+from mlbs.knn import imbalance_weights  # noqa: E402
 
 
 def mixture(n: int, d: int, components: int = 128, q: int = 100, seed: int = 0):

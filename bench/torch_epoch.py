@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mlbs.policies import Adaptive, Random
 from mlbs.selector import BatchSelector
-from mlbs.torch import BatchSampler, per_sample_bce
+from mlbs.torch import BatchSampler
 
 D, Q, HIDDEN, BATCH = 64, 100, 1024, 128
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -34,6 +33,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from ..atomic import atomic_file
 from .arff import MultiLabelData
 
 __all__ = ["CACHE_FORMAT", "file_sha256", "cache_key", "default_cache_dir", "load_cached", "cached"]
@@ -126,23 +126,8 @@ def load_cached(file: Path) -> MultiLabelData | None:
 
 
 def _write_atomic(file: Path, arrays: dict) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=file.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, file)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(file, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def cached(parse: Callable[[], MultiLabelData], sources, options: dict, *, cache_dir=None,

@@ -73,7 +73,6 @@ def iterative_stratification(Y, n_splits: int = 5, proportions=None, seed=None) 
     r = np.full(n_splits, 1.0 / n_splits) if proportions is None else np.asarray(proportions, dtype=np.float64)
     if r.ndim != 1 or r.size < 2 or np.any(r < 0) or not np.isclose(r.sum(), 1.0):
         raise ValueError("proportions must be >= 2 non-negative numbers summing to 1")
-    k = r.size
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     Yc = Y.tocsc()
     Yc.sort_indices()

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..atomic import atomic_file
 from .config import ExperimentConfig
 
 __all__ = ["RunKey", "ResultStore", "RecordError", "write_json_atomic", "FORMAT_VERSION"]
@@ -68,21 +67,8 @@ def _clean(value):
 
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write ``payload`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(_clean(payload), handle, allow_nan=False, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        json.dump(_clean(payload), handle, allow_nan=False, separators=(",", ":"))
 
 
 class ResultStore:
