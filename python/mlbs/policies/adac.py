@@ -94,8 +94,7 @@ class AdaC(Adaptive):
 
     def _assign_weights(self, omega: np.ndarray) -> None:
         super()._assign_weights(omega)
-        if hasattr(self, "pairs"):  # absent while Adaptive.__init__ runs
-            self.pairs.assign(omega[self.posting_item])
+        self.pairs.assign(omega[self.posting_item])
 
     def draw(self, k: int) -> np.ndarray:
         batch, fallbacks = _draw_chain(self.index, self.pairs, self.seed_label, self.related_ptr, self.related,
