@@ -6,12 +6,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <random>
 #include <string>
 
 #include "mlbs/chain.hpp"
+#include "mlbs/index_set.hpp"
 #include "mlbs/quantized.hpp"
 #include "mlbs/rank_index.hpp"
 #include "mlbs/weighted_index.hpp"
@@ -286,6 +288,26 @@ the same tree. See cpp/mlbs/weighted_index.hpp.
       "Internal: one AdaC chain batch (see cpp/mlbs/chain.hpp). The graph arrays are built and "
       "checked by mlbs.policies.AdaC; only their lengths are checked here.");
 
+  m.def(
+      "_scan_losses",
+      [](const py::handle& indices, const py::handle& losses, std::int64_t n) -> py::object {
+        IndexArray idx = as_indices(indices);
+        FloatArray loss = as_reals(losses, "losses");
+        if (idx.size() != loss.size()) return py::none();
+        const std::int64_t* i = idx.data();
+        const double* l = loss.data();
+        const auto m = static_cast<std::size_t>(idx.size());
+        for (std::size_t t = 0; t < m; ++t)
+          if (i[t] < 0 || i[t] >= n || !(l[t] >= 0.0) || !std::isfinite(l[t])) return py::none();
+        mlbs::IndexSet seen;
+        seen.reset(m);
+        bool repeats = false;
+        for (std::size_t t = 0; t < m && !repeats; ++t) repeats = !seen.insert(i[t]);
+        return py::make_tuple(idx, loss, repeats);
+      },
+      "Internal: (indices as int64, losses as float64, whether an index repeats) when the indices "
+      "are in [0, n) and the losses finite and >= 0, else None (mlbs.losses.check_losses then "
+      "names the problem).");
   m.def(
       "_observe_quantized",
       [](py::array table, const FloatArray& w, const IndexArray& idx, const FloatArray& loss, double table_max,

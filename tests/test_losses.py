@@ -55,3 +55,21 @@ def test_float32_outputs_are_computed_in_float32_within_its_precision(kind):
     single = per_sample_bce_csr(out32, rows, Y, kind=kind)
     assert single.dtype == np.float64
     np.testing.assert_allclose(single, exact, rtol=2e-6)
+
+
+def test_check_losses_fast_path_flags_repeats_and_slow_path_names_problems():
+    from mlbs.losses import check_losses
+
+    idx, loss, repeats = check_losses(np.array([3, 1, 2]), np.array([0.1, 0.2, 0.3]), 5)
+    assert idx.dtype == np.int64 and loss.dtype == np.float64 and repeats is False
+    assert check_losses([3, 1, 3], [0.1, 0.2, 0.3], 5)[2] is True
+    for indices, losses, exc, match in [
+        ([1, 5], [0.1, 0.2], IndexError, "sample index 5"),
+        ([1, 2], [0.1, -0.2], ValueError, "sample 2"),
+        ([1, 2], [0.1, np.nan], ValueError, "sample 2"),
+        ([1, 2], [0.1], ValueError, "shape"),
+        ([1.0], [0.1], TypeError, "integers"),
+        ([[1]], [[0.1]], ValueError, "one-dimensional"),
+    ]:
+        with pytest.raises(exc, match=match):
+            check_losses(indices, losses, 5)

@@ -138,10 +138,21 @@ def check_observation(indices, outputs, n: int, q: int, *, kind: str = "logits")
 
 
 def check_losses(indices, losses, n: int):
-    """Validate per-sample losses given directly; returns (indices, losses) as int64, float64.
+    """Validate per-sample losses given directly.
 
-    Raises naming the offending sample for a wrong length, and NaN, infinite or negative losses.
+    Returns (indices as int64, losses as float64, repeats): ``repeats`` tells whether an index
+    occurs twice (None when unknown). Raises naming the offending sample for out-of-range or
+    non-integer indices, a wrong length, and NaN, infinite or negative losses. Valid input takes
+    one compiled pass; the checks below only run to name a problem.
     """
+    from mlbs._core import _scan_losses
+
+    try:
+        scanned = _scan_losses(indices, losses, n)
+    except (TypeError, ValueError):
+        scanned = None
+    if scanned is not None:
+        return scanned
     idx = check_indices(indices, n)
     loss = np.asarray(losses, dtype=np.float64)
     if loss.shape != idx.shape:
@@ -149,7 +160,7 @@ def check_losses(indices, losses, n: int):
     if loss.size and not (np.isfinite(loss).all() and loss.min() >= 0.0):
         r = _first_bad_row(np.isfinite(loss) & (loss >= 0.0))
         raise ValueError(f"loss of sample {idx[r]} (position {r}) is {loss[r]}: losses must be finite and >= 0")
-    return idx, loss
+    return idx, loss, None
 
 
 def last_occurrence(indices: np.ndarray, values: np.ndarray):

@@ -101,9 +101,11 @@ class Policy(ABC):
         if losses is None:
             idx, out = check_observation(indices, outputs, self.n, self.q, kind=kind)
             loss = per_sample_bce_csr(out, idx, self.labels, kind=kind)
+            repeats = None
         else:
-            idx, loss = check_losses(indices, losses, self.n)
-        idx, loss = last_occurrence(idx, loss)
+            idx, loss, repeats = check_losses(indices, losses, self.n)
+        if repeats is not False:
+            idx, loss = last_occurrence(idx, loss)
         self.loss[idx] = loss
         self._observed(idx, loss)
 
