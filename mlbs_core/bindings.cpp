@@ -177,9 +177,10 @@ seed : int, optional
 
 Notes
 -----
-A 16-ary sum tree of fp64 weights, 8.5 bytes per item. Internal sums are recomputed from
-their children in a fixed order, so the tree never drifts and the same weights always give
-the same tree. See cpp/mlbs/weighted_index.hpp.
+A 16-ary tree of fp64 weights and in-block prefix sums, about 17 bytes per item. Sums are
+recomputed from their children in a fixed order, so the tree never drifts and the same weights
+always give the same tree. See cpp/mlbs/weighted_index.hpp. Bulk calls release the GIL, so
+one index must not be used from several threads at once (give each thread its own, or a lock).
 )doc");
   bind_items<mlbs::WeightedIndex, &mlbs::WeightedIndex::copy_weights>(
       wi, "weights", "Set all n weights at once: O(n).",
@@ -344,6 +345,8 @@ n : int
     Number of items (>= 1). All scores start at 0, so the initial ranks follow the ids.
 seed : int, optional
     Seed of the generator (xoshiro256**). None draws one from the operating system.
+
+Bulk calls release the GIL: one index must not be used from several threads at once.
 )doc");
   bind_items<mlbs::RankIndex, &mlbs::RankIndex::copy_scores>(
       ri, "scores", "Set all n scores at once: O(n log n).",
