@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "PROB_EPS",
+    "GaussianEncoder",
     "HangMLP",
     "LabelWiseLinear",
     "bce_from_probs",
@@ -217,3 +218,19 @@ def gaussian_kl(
 def reparameterise(mu: Tensor, logvar: Tensor, noise: Tensor) -> Tensor:
     """``mu + noise * exp(logvar / 2)`` (the reparameterisation trick)."""
     return mu + noise * torch.exp(0.5 * logvar)
+
+
+class GaussianEncoder(nn.Module):
+    """Gaussian encoder of the VAE-style models (MPVAE, PACA): a ReLU :class:`HangMLP` trunk over
+    ``widths`` plus linear heads for the mean and the log-variance of a ``latent``-dimensional
+    diagonal Gaussian. ``init`` is the trunk's initialisation (see :class:`HangMLP`)."""
+
+    def __init__(self, widths: Sequence[int], dropout: float, latent: int, init: str = "hang") -> None:
+        super().__init__()
+        self.trunk = HangMLP(widths, "relu", dropout=dropout, init=init)
+        self.mu = nn.Linear(widths[-1], latent)
+        self.logvar = nn.Linear(widths[-1], latent)
+
+    def forward(self, inp: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.trunk(inp)
+        return self.mu(h), self.logvar(h)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from .base import ModelConfig, MultiLabelModel, StepOutput
 from .blocks import (
     PROB_EPS,
+    GaussianEncoder,
     HangMLP,
     bce_from_probs,
     bce_with_logits,
@@ -151,20 +152,6 @@ def probit_nll(probs: Tensor, y: Tensor) -> Tensor:
     return -(torch.logsumexp(loglik, dim=0) - math.log(probs.shape[0])).mean()
 
 
-class _Encoder(nn.Module):
-    """Gaussian encoder: MLP trunk plus linear mean and log-variance heads."""
-
-    def __init__(self, widths: list[int], dropout: float, latent: int) -> None:
-        super().__init__()
-        self.trunk = HangMLP(widths, "relu", dropout=dropout, init="torch")
-        self.mu = nn.Linear(widths[-1], latent)
-        self.logvar = nn.Linear(widths[-1], latent)
-
-    def forward(self, inp: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.trunk(inp)
-        return self.mu(h), self.logvar(h)
-
-
 class MPVAE(MultiLabelModel):
     """Multivariate-probit VAE (``docs/models.md`` §7).
 
@@ -192,8 +179,8 @@ class MPVAE(MultiLabelModel):
         self.c_coeff = cfg.c_coeff if cfg.c_coeff is not None else (20.0 if self.q <= 50 else 0.1)
         drop = 0.0 if d2ace else 0.5
         feat_widths = [self.d, 256, 256] if d2ace else [self.d, 256, 512, 256]
-        self.enc_label = _Encoder([self.d + self.q, 512, 256], drop, latent)
-        self.enc_feat = _Encoder(feat_widths, drop, latent)
+        self.enc_label = GaussianEncoder([self.d + self.q, 512, 256], drop, latent, init="torch")
+        self.enc_feat = GaussianEncoder(feat_widths, drop, latent, init="torch")
         self.trunk_label = HangMLP([self.d + latent, 256, 512], "relu", init="torch")
         # The official model shares one trunk; the D2ACE port has a second one.
         self.trunk_feat = (

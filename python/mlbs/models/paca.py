@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import ModelConfig, MultiLabelModel, StepOutput
-from .blocks import HangMLP, bce_with_logits, gaussian_kl, reparameterise
+from .blocks import GaussianEncoder, HangMLP, bce_with_logits, gaussian_kl, reparameterise
 from .flows import LabelFlow
 
 __all__ = ["PACA", "PACAConfig"]
@@ -77,18 +77,6 @@ class PACAConfig(ModelConfig):
         return {"mlp_dropout": 0.0}
 
 
-class _GaussianEncoder(nn.Module):
-    def __init__(self, widths: list[int], dropout: float, latent: int) -> None:
-        super().__init__()
-        self.trunk = HangMLP(widths, "relu", dropout=dropout)
-        self.mu = nn.Linear(widths[-1], latent)
-        self.logvar = nn.Linear(widths[-1], latent)
-
-    def forward(self, inp: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.trunk(inp)
-        return self.mu(h), self.logvar(h)
-
-
 class PACA(MultiLabelModel):
     """PACA with positive and negative label-conditional flow prototypes (``docs/models.md`` §8).
 
@@ -106,8 +94,8 @@ class PACA(MultiLabelModel):
         latent = cfg.latent_dim or (half if cfg.compat else min(half, cfg.latent_cap))
         self.latent_dim = int(latent)
         d, q, drop = self.d, self.q, cfg.mlp_dropout
-        self.enc_x = _GaussianEncoder([d, 256, 512, 256], cfg.enc_dropout, latent)
-        self.enc_y = _GaussianEncoder([q, 512, 256], cfg.enc_dropout, latent)
+        self.enc_x = GaussianEncoder([d, 256, 512, 256], cfg.enc_dropout, latent)
+        self.enc_y = GaussianEncoder([q, 512, 256], cfg.enc_dropout, latent)
         self.label_dec = HangMLP([latent, 256, 512], "relu", dropout=drop)
         self.label_head = nn.Linear(512, q)
         self.embed = HangMLP([d + latent, 256, 256, latent], "relu", dropout=drop,
