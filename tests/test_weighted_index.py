@@ -347,3 +347,21 @@ def test_bad_draws():
 def test_empty_index_is_refused(n):
     with pytest.raises(ValueError, match="at least one item"):
         WeightedIndex(n)
+
+
+def test_prefix_and_locate_match_cumulative_sums():
+    rng = np.random.default_rng(6)
+    weights = rng.random(1000) * (rng.random(1000) < 0.7)  # with zeros
+    index = WeightedIndex(1000, seed=0)
+    index.assign(weights)
+    positions = np.arange(1001)
+    expected = np.concatenate([[0.0], np.cumsum(weights)])
+    np.testing.assert_allclose(index.prefix(positions), expected, rtol=1e-12, atol=1e-12)
+    u = rng.random(5000) * index.total()
+    located = index.locate(u)
+    np.testing.assert_array_equal(located, np.searchsorted(np.cumsum(weights), u, side="right"))
+    assert (weights[located] > 0).all()
+    with pytest.raises(ValueError, match="outside"):
+        index.locate([index.total()])
+    with pytest.raises(IndexError):
+        index.prefix([1001])
