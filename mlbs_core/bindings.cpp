@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "mlbs/bce.hpp"
 #include "mlbs/chain.hpp"
 #include "mlbs/index_set.hpp"
 #include "mlbs/quantized.hpp"
@@ -67,6 +68,20 @@ FloatArray as_reals(const py::handle& obj, const char* what) {
     throw py::type_error(std::string(what) + " must be real numbers, got dtype " +
                          py::str(a.dtype()).cast<std::string>());
   return FloatArray::ensure(a);
+}
+
+bool all_in_range(const std::int64_t* indices, std::size_t m, std::int64_t n) {
+  bool ok = true;
+  for (std::size_t t = 0; t < m; ++t) ok &= (indices[t] >= 0) & (indices[t] < n);
+  return ok;
+}
+
+bool has_repeats(const std::int64_t* indices, std::size_t m) {
+  thread_local mlbs::IndexSet seen;
+  seen.reset(m);
+  for (std::size_t t = 0; t < m; ++t)
+    if (!seen.insert(indices[t])) return true;
+  return false;
 }
 
 std::size_t as_count(std::int64_t k, const char* what) {
@@ -295,20 +310,58 @@ one index must not be used from several threads at once (give each thread its ow
         IndexArray idx = as_indices(indices);
         FloatArray loss = as_reals(losses, "losses");
         if (idx.size() != loss.size()) return py::none();
-        const std::int64_t* i = idx.data();
         const double* l = loss.data();
         const auto m = static_cast<std::size_t>(idx.size());
+        if (!all_in_range(idx.data(), m, n)) return py::none();
         for (std::size_t t = 0; t < m; ++t)
-          if (i[t] < 0 || i[t] >= n || !(l[t] >= 0.0) || !std::isfinite(l[t])) return py::none();
-        mlbs::IndexSet seen;
-        seen.reset(m);
-        bool repeats = false;
-        for (std::size_t t = 0; t < m && !repeats; ++t) repeats = !seen.insert(i[t]);
-        return py::make_tuple(idx, loss, repeats);
+          if (!(l[t] >= 0.0) || !std::isfinite(l[t])) return py::none();
+        return py::make_tuple(idx, loss, has_repeats(idx.data(), m));
       },
       "Internal: (indices as int64, losses as float64, whether an index repeats) when the indices "
       "are in [0, n) and the losses finite and >= 0, else None (mlbs.losses.check_losses then "
       "names the problem).");
+  m.def(
+      "_observe_bce",
+      [](const py::handle& indices, const py::handle& outputs, const py::array& indptr, const py::array& cols,
+         std::int64_t q, bool probabilities) -> py::object {
+        IndexArray idx = as_indices(indices);
+        if (!py::isinstance<py::array>(outputs)) return py::none();
+        auto out = py::reinterpret_borrow<py::array>(outputs);
+        const auto m = static_cast<std::size_t>(idx.size());
+        const std::int64_t n = indptr.size() - 1;
+        if (out.ndim() != 2 || !(out.flags() & py::array::c_style) || out.shape(0) != idx.size() ||
+            out.shape(1) != q || q < 1 || indptr.ndim() != 1 || !(indptr.flags() & py::array::c_style) ||
+            !(cols.flags() & py::array::c_style) || !cols.dtype().is(indptr.dtype()) ||
+            !all_in_range(idx.data(), m, n))
+          return py::none();
+        FloatArray loss(idx.size());
+        auto run = [&](auto real, auto index) -> bool {
+          using Real = decltype(real);
+          using Index = decltype(index);
+          const auto* z = static_cast<const Real*>(out.data());
+          const auto* ptr = static_cast<const Index*>(indptr.data());
+          const auto* col = static_cast<const Index*>(cols.data());
+          thread_local std::vector<Real> scratch;
+          py::gil_scoped_release nogil;
+          return mlbs::per_sample_bce_csr(z, m, static_cast<std::size_t>(q), idx.data(), ptr, col,
+                                          probabilities, loss.mutable_data(), scratch);
+        };
+        auto with_real = [&](auto index) -> std::optional<bool> {
+          if (out.dtype().is(py::dtype::of<float>())) return run(float{}, index);
+          if (out.dtype().is(py::dtype::of<double>())) return run(double{}, index);
+          return std::nullopt;
+        };
+        std::optional<bool> ok;
+        if (indptr.dtype().is(py::dtype::of<std::int32_t>())) ok = with_real(std::int32_t{});
+        else if (indptr.dtype().is(py::dtype::of<std::int64_t>())) ok = with_real(std::int64_t{});
+        if (!ok || !*ok) return py::none();
+        return py::make_tuple(idx, loss, has_repeats(idx.data(), m));
+      },
+      "Internal: (indices as int64, per-sample mean BCE as float64, whether an index repeats) for "
+      "a batch of float32/float64 logits or probabilities against CSR labels (indptr, cols) with "
+      "n = len(indptr) - 1 rows (see cpp/mlbs/bce.hpp); None when any input is off (out-of-range "
+      "index, wrong shape or dtype, non-finite output, probability outside [0, 1]): "
+      "mlbs.losses.observed_bce then names the problem.");
   m.def(
       "_observe_quantized",
       [](py::array table, const FloatArray& w, const IndexArray& idx, const FloatArray& loss, double table_max,

@@ -73,3 +73,50 @@ def test_check_losses_fast_path_flags_repeats_and_slow_path_names_problems():
     ]:
         with pytest.raises(exc, match=match):
             check_losses(indices, losses, 5)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+@pytest.mark.parametrize("kind", ["logits", "probabilities"])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_compiled_observation_matches_the_numpy_reference(kind, dtype, rtol, index_dtype):
+    """observed_bce (cpp/mlbs/bce.hpp) against per_sample_bce_csr on the same inputs; the float32
+    tolerance is that of float32 entries (libmvec and numpy differ by a few ulp)."""
+    from mlbs.losses import observed_bce
+
+    rng = np.random.default_rng(2)
+    Y = sp.csr_matrix((rng.random((300, 37)) < 0.15).astype(np.int8))
+    Y.indices, Y.indptr = Y.indices.astype(index_dtype), Y.indptr.astype(index_dtype)
+    rows = rng.choice(300, 129, replace=False)
+    z = rng.normal(0, 6, (129, 37))
+    z[0, :3] = [700.0, -700.0, 0.0]  # far-out logits (probabilities 0 and 1 after the cast)
+    out = (z if kind == "logits" else 1 / (1 + np.exp(-z))).astype(dtype)
+    idx, loss, repeats = observed_bce(rows.astype(np.int32), out, Y, kind=kind)
+    assert idx.dtype == np.int64 and loss.dtype == np.float64 and repeats is False
+    np.testing.assert_array_equal(idx, rows)
+    np.testing.assert_allclose(loss, per_sample_bce_csr(out, rows, Y, kind=kind), rtol=rtol, atol=1e-12)
+    again = np.concatenate([rows[:5], rows[:1]])
+    assert observed_bce(again, out[:6], Y, kind=kind)[2] is True
+
+
+@pytest.mark.parametrize("kind", ["logits", "probabilities"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_observation_refuses_what_the_checks_refuse(kind, dtype):
+    from mlbs.losses import observed_bce
+
+    Y = sp.csr_matrix(np.eye(4, 3, dtype=np.int8))
+    good = np.full((2, 3), 0.5, dtype=dtype)
+    for value in (np.nan, np.inf, -np.inf) + ((1.5, -0.1) if kind == "probabilities" else ()):
+        bad = good.copy()
+        bad[1, 2] = value
+        with pytest.raises(ValueError, match="sample 3 .position 1"):
+            observed_bce([0, 3], bad, Y, kind=kind)
+    with pytest.raises(IndexError, match="sample index 4"):
+        observed_bce([0, 4], good, Y, kind=kind)
+    with pytest.raises(ValueError, match="shape"):
+        observed_bce([0, 1], good[:, :2], Y, kind=kind)
+    with pytest.raises(TypeError, match="integers"):
+        observed_bce([0.0, 1.0], good, Y, kind=kind)
+    # Non-contiguous or integer outputs take the numpy path and give the same losses.
+    wide = np.full((2, 6), 0.5, dtype=dtype)[:, ::2]
+    np.testing.assert_allclose(observed_bce([0, 1], wide, Y, kind=kind)[1],
+                               observed_bce([0, 1], np.ascontiguousarray(wide), Y, kind=kind)[1], rtol=1e-12)

@@ -137,6 +137,43 @@ def check_observation(indices, outputs, n: int, q: int, *, kind: str = "logits")
     return idx, out
 
 
+def observed_bce(indices, outputs, labels, *, kind: str = "logits"):
+    """Check one batch's observation and compute its per-sample BCE against the stored labels.
+
+    The per-sample BCE of :func:`per_sample_bce_csr` (its formulas; entries computed in the
+    outputs' precision, sums in float64), with the checks of :func:`check_observation`.
+
+    Parameters
+    ----------
+    indices : array of int, shape (m,)
+        Rows of ``labels`` observed, in the order of ``outputs``.
+    outputs : array, shape (m, q)
+        Logits or probabilities.
+    labels : scipy.sparse.csr_matrix, shape (n, q)
+        0/1 labels without explicit zeros.
+    kind : {"logits", "probabilities"}
+
+    Returns
+    -------
+    (indices as int64, losses as float64, repeats): ``repeats`` tells whether an index occurs
+    twice (None when unknown). Valid input takes one compiled pass (``cpp/mlbs/bce.hpp``);
+    otherwise the numpy path below runs, and names the offending sample if there is one.
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
+    from mlbs._core import _observe_bce
+
+    n, q = labels.shape
+    try:
+        fast = _observe_bce(indices, outputs, labels.indptr, labels.indices, q, kind == "probabilities")
+    except (TypeError, ValueError):
+        fast = None
+    if fast is not None:
+        return fast
+    idx, out = check_observation(indices, outputs, n, q, kind=kind)
+    return idx, per_sample_bce_csr(out, idx, labels, kind=kind), None
+
+
 def check_losses(indices, losses, n: int):
     """Validate per-sample losses given directly.
 

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import scipy.sparse as sp
 
-from mlbs.losses import check_losses, check_observation, last_occurrence, per_sample_bce_csr
+from mlbs.losses import check_losses, last_occurrence, observed_bce
 
 REFRESH_MODES = ("batch", "epoch")
 
@@ -99,9 +99,7 @@ class Policy(ABC):
         if (outputs is None) == (losses is None):
             raise ValueError("give exactly one of outputs= and losses=")
         if losses is None:
-            idx, out = check_observation(indices, outputs, self.n, self.q, kind=kind)
-            loss = per_sample_bce_csr(out, idx, self.labels, kind=kind)
-            repeats = None
+            idx, loss, repeats = observed_bce(indices, outputs, self.labels, kind=kind)
         else:
             idx, loss, repeats = check_losses(indices, losses, self.n)
         if repeats is not False:
