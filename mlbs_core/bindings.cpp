@@ -15,6 +15,7 @@
 #include "mlbs/bce.hpp"
 #include "mlbs/chain.hpp"
 #include "mlbs/index_set.hpp"
+#include "mlbs/prediction_window.hpp"
 #include "mlbs/quantized.hpp"
 #include "mlbs/rank_index.hpp"
 #include "mlbs/weighted_index.hpp"
@@ -362,6 +363,82 @@ one index must not be used from several threads at once (give each thread its ow
       "n = len(indptr) - 1 rows (see cpp/mlbs/bce.hpp); None when any input is off (out-of-range "
       "index, wrong shape or dtype, non-finite output, probability outside [0, 1]): "
       "mlbs.losses.observed_bce then names the problem.");
+  m.def(
+      "_window_visit",
+      [](const IndexArray& rows, const py::array& outputs, bool logits, const py::array& indptr, const py::array& cols,
+         py::array window, py::array count, py::array E, py::array phi, py::array loss, double alpha,
+         bool track_phi, bool track_loss, bool entropy_nan, bool short_nan) {
+        auto contiguous = [](const py::array& a) { return (a.flags() & py::array::c_style) != 0; };
+        auto writable = [&](const py::array& a) { return contiguous(a) && a.writeable(); };
+        if (window.ndim() != 3 || !writable(window) || !writable(count) || count.ndim() != 1 ||
+            !count.dtype().is(py::dtype::of<std::int64_t>()))
+          throw py::value_error("window must be a writable contiguous (n, w, q) array, count a writable (n,) "
+                                "int64 vector");
+        const py::ssize_t n = window.shape(0), w = window.shape(1), q = window.shape(2);
+        auto is_table = [&](const py::array& a) {
+          return a.ndim() == 2 && a.shape(0) == n && a.shape(1) == q && writable(a) && a.dtype().is(E.dtype());
+        };
+        const py::ssize_t m = rows.size();
+        if (count.size() != n || w < 1 || q < 1 || !is_table(E) || (track_phi && !is_table(phi)) ||
+            (track_loss && !is_table(loss)) || outputs.ndim() != 2 || !contiguous(outputs) || outputs.shape(0) != m ||
+            outputs.shape(1) != q || indptr.ndim() != 1 || indptr.size() != n + 1 || !contiguous(indptr) ||
+            cols.ndim() != 1 || !contiguous(cols) || !cols.dtype().is(indptr.dtype()))
+          throw py::value_error("inconsistent shapes, dtypes or layouts of the window tables, outputs or labels");
+        FloatArray sample_loss(m);
+        bool known = false, ok = false;
+        auto run = [&](auto real, auto code, auto table, auto index) {
+          using Real = decltype(real);
+          using W = decltype(code);
+          using T = decltype(table);
+          using Index = decltype(index);
+          if (!outputs.dtype().is(py::dtype::of<Real>()) || !window.dtype().is(py::dtype::of<W>()) ||
+              !E.dtype().is(py::dtype::of<T>()) || !indptr.dtype().is(py::dtype::of<Index>()))
+            return;
+          known = true;
+          mlbs::WindowTables<W, T> tab{static_cast<W*>(window.mutable_data()),
+                                       static_cast<std::int64_t*>(count.mutable_data()),
+                                       static_cast<T*>(E.mutable_data()),
+                                       track_phi ? static_cast<T*>(phi.mutable_data()) : nullptr,
+                                       track_loss ? static_cast<T*>(loss.mutable_data()) : nullptr,
+                                       static_cast<std::size_t>(n),
+                                       static_cast<std::size_t>(w),
+                                       static_cast<std::size_t>(q),
+                                       alpha,
+                                       entropy_nan,
+                                       short_nan};
+          py::gil_scoped_release nogil;
+          ok = mlbs::visit_prediction_window(tab, rows.data(), static_cast<std::size_t>(m),
+                                             static_cast<const Real*>(outputs.data()), logits,
+                                             static_cast<const Index*>(indptr.data()),
+                                             static_cast<const Index*>(cols.data()),
+                                             static_cast<std::size_t>(cols.size()), sample_loss.mutable_data());
+        };
+        auto with_index = [&](auto real, auto code, auto table) {
+          run(real, code, table, std::int32_t{});
+          run(real, code, table, std::int64_t{});
+        };
+        auto with_table = [&](auto real, auto code) {
+          with_index(real, code, float{});
+          with_index(real, code, double{});
+        };
+        auto with_code = [&](auto real) {
+          with_table(real, double{});
+          with_table(real, float{});
+          with_table(real, std::uint16_t{});
+          with_table(real, std::uint8_t{});
+        };
+        with_code(float{});
+        with_code(double{});
+        if (!known)
+          throw py::type_error("unsupported dtypes: outputs float32/float64, window float64/float32/uint16/uint8, "
+                               "tables float32/float64, labels int32/int64");
+        if (!ok)
+          throw py::value_error("a row index or visit count is out of range, or labels not in canonical CSR form");
+        return sample_loss;
+      },
+      "Internal: one batch of visits of mlbs.policies.signals.PredictionWindow (see "
+      "cpp/mlbs/prediction_window.hpp): updates window, count, E and, when tracked, phi and loss in "
+      "place; returns the per-sample mean BCE (float64). Rows are visited in order.");
   m.def(
       "_observe_quantized",
       [](py::array table, const FloatArray& w, const IndexArray& idx, const FloatArray& loss, double table_max,

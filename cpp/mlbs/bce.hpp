@@ -12,8 +12,8 @@
 //
 // The dense part (all m q entries) is one branch-free loop that the compiler vectorises; with
 // glibc on x86-64 (GCC) the calls to exp/log1p go to glibc's vector math library (libmvec,
-// accurate to a few ulp), elsewhere to the scalar functions. Entries are computed in the
-// outputs' precision (a model's float32 logits stay float32) and summed in double.
+// accurate to a few ulp; see vector_math.hpp), elsewhere to the scalar functions. Entries are
+// computed in the outputs' precision (a model's float32 logits stay float32) and summed in double.
 // The reference is mlbs.losses.per_sample_bce_csr (numpy); tests check that they agree.
 #pragma once
 
@@ -23,24 +23,7 @@
 #include <cstdint>
 #include <vector>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__) && defined(__x86_64__) && \
-    !defined(__FAST_MATH__)
-// glibc provides vector variants of these functions (libmvec, linked through libm) but declares
-// them only under -ffast-math; declaring them here lets the loops below use them without
-// relaxing the floating-point rules anywhere else.
-extern "C" {
-__attribute__((simd("notinbranch"))) float expf(float) noexcept;
-__attribute__((simd("notinbranch"))) float log1pf(float) noexcept;
-__attribute__((simd("notinbranch"))) double exp(double) noexcept;
-__attribute__((simd("notinbranch"))) double log1p(double) noexcept;
-}
-#define MLBS_SIMD_LOOP _Pragma("omp simd")
-// Where the CPU has 512-bit vectors, use them for these loops (GCC keeps 256 by default).
-#define MLBS_WIDE_VECTORS __attribute__((target("prefer-vector-width=512")))
-#else
-#define MLBS_SIMD_LOOP
-#define MLBS_WIDE_VECTORS
-#endif
+#include "mlbs/vector_math.hpp"
 
 namespace mlbs {
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -92,38 +92,51 @@ def _g_entry_impl(x, lut, two):
     return lambda x, lut, two: (1.0 - vexp(-np.float64(x))) + two
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+#: The dense passes split the rows into at most this many fixed parts, summed in part order, so
+#: that the result does not depend on the number of threads that run them.
+_PARTS = 64
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, parallel=True)
 def _fused_moments(E, L, F, lut_e, lut_g, lut_f, two, block, y_indptr, y_indices, e_pos, h_pos):  # pragma: no cover
     """Column means and population stds of E and h = g(l) (1 - phi), one pass over the tables;
     E and h at the positives (CSR order of Y) into ``e_pos``, ``h_pos`` on the way.
 
     Shifted sums (shift: row 0, so |mean - shift|^2 <= N var and the cancellation in
-    var = S2/N - (S1/N)^2 costs at most ~N ulp of var), summed per block of ``block`` rows, then
-    the blocks' sums merged in order.
+    var = S2/N - (S1/N)^2 costs at most ~N ulp of var), summed per block of ``block`` rows into
+    the sums of a fixed part of the rows (parts in parallel), then the parts' sums merged in
+    order: the same result with any number of threads.
     """
     n, q = E.shape
     ke, kh = np.empty(q), np.empty(q)
     for j in range(q):
         ke[j] = _entry(E[0, j], lut_e)
         kh[j] = _g_entry(L[0, j], lut_g, two) * (1.0 - _entry(F[0, j], lut_f))
+    blocks = (n + block - 1) // block
+    parts = min(blocks, _PARTS)
+    per_part = (blocks + parts - 1) // parts
+    part_sums = np.zeros((parts, 4, q))
+    for part in prange(parts):
+        acc = np.zeros((4, q))
+        for b in range(part * per_part, min((part + 1) * per_part, blocks)):
+            acc[:] = 0.0
+            a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+            for i in range(b * block, min((b + 1) * block, n)):
+                for j in range(q):
+                    e = _entry(E[i, j], lut_e) - ke[j]
+                    h = _g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f)) - kh[j]
+                    a0[j] += e
+                    a1[j] += e * e
+                    a2[j] += h
+                    a3[j] += h * h
+                for t in range(y_indptr[i], y_indptr[i + 1]):   # the row is in cache
+                    col = y_indices[t]
+                    e_pos[t] = _entry(E[i, col], lut_e)
+                    h_pos[t] = _g_entry(L[i, col], lut_g, two) * (1.0 - _entry(F[i, col], lut_f))
+            part_sums[part] += acc
     tot = np.zeros((4, q))
-    acc = np.zeros((4, q))
-    for lo in range(0, n, block):
-        acc[:] = 0.0
-        a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-        for i in range(lo, min(lo + block, n)):
-            for j in range(q):
-                e = _entry(E[i, j], lut_e) - ke[j]
-                h = _g_entry(L[i, j], lut_g, two) * (1.0 - _entry(F[i, j], lut_f)) - kh[j]
-                a0[j] += e
-                a1[j] += e * e
-                a2[j] += h
-                a3[j] += h * h
-            for t in range(y_indptr[i], y_indptr[i + 1]):   # the row is in cache
-                col = y_indices[t]
-                e_pos[t] = _entry(E[i, col], lut_e)
-                h_pos[t] = _g_entry(L[i, col], lut_g, two) * (1.0 - _entry(F[i, col], lut_f))
-        tot += acc
+    for part in range(parts):
+        tot += part_sums[part]
     mean, std = np.empty((2, q)), np.empty((2, q))
     for j in range(q):
         for r, shift in ((0, ke[j]), (1, kh[j])):
@@ -136,11 +149,12 @@ def _fused_moments(E, L, F, lut_e, lut_g, lut_f, two, block, y_indptr, y_indices
     return mean, std
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, parallel=True)
 def _fused_dense_scores(E, L, F, lut_e, lut_g, lut_f, two, vU, vH, out_u, out_h):  # pragma: no cover
-    """out_u[i] += sum_j vU_j E_ij, out_h[i] += sum_j vH_j h_ij, one pass over the tables."""
+    """out_u[i] += sum_j vU_j E_ij, out_h[i] += sum_j vH_j h_ij, one pass over the tables
+    (blocks of 64 rows in parallel; every row's sums are the same whatever the thread count)."""
     n, q = E.shape
-    for b in range((n + 63) // 64):
+    for b in prange((n + 63) // 64):
         bu, bh = np.empty(q), np.empty(q)
         for i in range(64 * b, min(64 * (b + 1), n)):
             for j in range(q):
@@ -195,7 +209,7 @@ def _prefetch(typingctx, arr, idx):  # pragma: no cover (compiled)
 _AHEAD = 4  # positives ahead whose rows are prefetched
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", parallel=True)
 def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z_indptr, z_indices,
                            eps, S):  # pragma: no cover
     """S[t] = sum_{k in supp Z_i} (C^U_jk, C^H_jk) at every positive t = (i, j), label by label.
@@ -204,11 +218,12 @@ def _correlation_strengths(c_indptr, c_rows, c_pos, y_indptr, y_indices, mhat, z
     M_hat^H at the positives in CSR order. Row j of both Gram matrices G = M_hat^T M_hat is
     accumulated in a dense (q, 2) buffer (sum over i ascending, the order of scipy's product),
     normalised into row j of C (8.3 step 4) and read at the context Z_i of every positive of
-    label j while it is in cache (one gather serves both); C is never stored.
+    label j while it is in cache (one gather serves both); C is never stored. Labels run in
+    parallel (each writes only its own positives' S).
     """
     q = c_indptr.size - 1
     mhat_flat = mhat.reshape(mhat.size)
-    for j in range(q):
+    for j in prange(q):
         lo, hi = c_indptr[j], c_indptr[j + 1]
         if lo == hi:
             continue

@@ -5,7 +5,7 @@ the sample's latest visit. Three tables:
 
 - :class:`PredictionWindow` (``uncertain``, ``d2ace``; methods.md 7, 8.2): the ring buffer of the
   last w probabilities, the uncertainty E, the EMA phi of the prediction change, the latest
-  per-label BCE. One fused compiled pass per batch, O(B q w).
+  per-label BCE. One compiled pass per batch (C++, cpp/mlbs/prediction_window.hpp), O(B q w).
 - :class:`RunningMoments` (``active_bias``; methods.md 9): Welford count, mean and M2 of p_ij.
 - :class:`RecentBits` (``recency_bias``; methods.md 10): the last w binarised predictions as a bit
   field with the count of ones.
@@ -22,21 +22,21 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from mlbs._core import _window_visit
 from mlbs.losses import OUTPUT_KINDS
 
 LN2 = math.log(2.0)
 
-# -- vectorisable float64 exp and log1p -----------------------------------------------------------
-# LLVM cannot vectorise calls to libm, so the per-entry passes (observe, end-of-epoch refresh) use
-# these branch-free polynomial versions instead: Cody-Waite reduction plus a degree-13 Taylor
-# polynomial (truncation < 4e-18 relative) for exp, the atanh series of (m - 1)/(m + 1) (truncation
-# < 3e-17) with the exact rounding correction of 1 + t for log1p. Measured against libm on 6 x 10^6
-# arguments: exp within 1 ulp, log1p within 3 ulp (checked in tests/test_policies_uncertainty.py).
+# -- vectorisable float64 exp ----------------------------------------------------------------------
+# LLVM cannot vectorise calls to libm, so the compiled per-entry passes of the end-of-epoch refresh
+# (mlbs.policies.d2ace) use this branch-free polynomial version instead: Cody-Waite reduction plus a
+# degree-13 Taylor polynomial (truncation < 4e-18 relative). Measured against libm on 2.5 x 10^5
+# arguments: within 1 ulp (tests/test_policies_uncertainty.py). The per-visit pass is C++, with its
+# own vectorisable exp and log1p (cpp/mlbs/vector_math.hpp).
 
 _LN2_HI = 6.93147180369123816490e-01   # 32 significant bits: k * _LN2_HI is exact for |k| < 2^21
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00
-_SQRT2 = 1.4142135623730951
 
 
 @intrinsic
@@ -81,29 +81,6 @@ def vexp(x):  # pragma: no cover
     return y if x == x else x
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def vlog1p_unit(t, inv_u):  # pragma: no cover
-    """log(1 + t) for t in [0, 1] (the range of e^(-|z|)), vectorisable; ``inv_u`` = 1 / (1 + t)."""
-    u = 1.0 + t
-    c = t - (u - 1.0)                  # exact rounding error of u
-    big = u > _SQRT2
-    m = 0.5 * u if big else u
-    kf = 1.0 if big else 0.0
-    s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    p = 1.0 / 21.0
-    p = p * s2 + 1.0 / 19.0
-    p = p * s2 + 1.0 / 17.0
-    p = p * s2 + 1.0 / 15.0
-    p = p * s2 + 1.0 / 13.0
-    p = p * s2 + 1.0 / 11.0
-    p = p * s2 + 1.0 / 9.0
-    p = p * s2 + 1.0 / 7.0
-    p = p * s2 + 1.0 / 5.0
-    p = p * s2 + 1.0 / 3.0
-    p = p * s2 + 1.0
-    return kf * _LN2_HI + (kf * _LN2_LO + 2.0 * s * p + c * inv_u)
-
 #: Window storage: name -> (numpy dtype, quantisation scale; 0 means stored as is).
 WINDOW_DTYPES = {"float64": (np.float64, 0.0), "float32": (np.float32, 0.0),
                  "uint16": (np.uint16, 65535.0), "uint8": (np.uint8, 255.0)}
@@ -137,102 +114,6 @@ def fsum(buf):  # pragma: no cover
     for j in range(buf.size):
         acc += buf[j]
     return acc
-
-
-@njit(cache=True, error_model="numpy")
-def _window_visit(rows, out, logits, y_indptr, y_indices, window, scale, count, E, phi, loss,
-                  alpha, track_phi, track_loss, entropy_nan, short_nan, sample_loss):  # pragma: no cover
-    """Per visited row, three loops over the q labels (each vectorised by LLVM).
-
-    (A) p, H_2(p) and the BCE of every label (logits: :func:`vexp`, :func:`vlog1p_unit`;
-    probabilities: libm), p stored (quantised) in this visit's window slot, l written;
-    (B) the window's absolute changes but the newest, summed oldest to newest (slots computed per
-    row, no modulo per entry); (C) the newest change (the one phi uses), E and phi. The changes
-    are taken between the stored codes and scaled once; the arithmetic per entry is otherwise
-    that of the definition in :class:`PredictionWindow`.
-    """
-    n_rows, q = out.shape
-    w = window.shape[1]
-    inv_ln2 = 1.0 / LN2
-    ymask = np.zeros(q, dtype=np.bool_)
-    hb, lb, cb = np.empty(q), np.empty(q), np.empty(q)
-    div = scale if scale > 0.0 else 1.0
-    inv_div = 1.0 / div
-    quantise = scale > 0.0
-    for r in range(n_rows):
-        i = rows[r]
-        for t in range(y_indptr[i], y_indptr[i + 1]):
-            ymask[y_indices[t]] = True
-        c = count[i]                      # visits before this one
-        new_slot = c % w
-        prev_slot = (c - 1) % w
-        m = min(c + 1, w)                 # stored predictions after this visit
-        first = c + 1 - m                 # visit number of the oldest one
-        # (A) probabilities, entropies, losses; the window slot of this visit
-        if logits:
-            for j in range(q):
-                x = np.float64(out[r, j])
-                t = vexp(-abs(x))
-                inv = 1.0 / (1.0 + t)
-                neg_log_not = max(x, 0.0) + vlog1p_unit(t, inv)   # -log(1 - p) = softplus(z)
-                neg_log_p = neg_log_not - x                       # -log p = softplus(-z)
-                p = inv if x >= 0 else t * inv
-                ent = (p * neg_log_p + (1.0 - p) * neg_log_not) * inv_ln2
-                if entropy_nan:
-                    p32 = np.float32(p)
-                    ent = np.nan if (p32 == 0.0 or p32 == 1.0) else ent
-                hb[j] = ent
-                lb[j] = neg_log_p if ymask[j] else neg_log_not
-                window[i, new_slot, j] = math.floor(p * scale + 0.5) if quantise else p
-        else:
-            for j in range(q):
-                p = np.float64(out[r, j])
-                ent = 0.0
-                if p > 0.0:
-                    ent -= p * math.log(p)
-                if p < 1.0:
-                    ent -= (1.0 - p) * math.log1p(-p)
-                ent *= inv_ln2
-                if entropy_nan:
-                    p32 = np.float32(p)
-                    if p32 == 0.0 or p32 == 1.0:
-                        ent = np.nan
-                hb[j] = ent
-                pc = min(max(p, 1e-12), 1.0 - 1e-12)
-                lb[j] = -math.log(pc) if ymask[j] else -math.log1p(-pc)
-                window[i, new_slot, j] = math.floor(p * scale + 0.5) if quantise else p
-        sample_loss[r] = fsum(lb) / q
-        if track_loss:
-            for j in range(q):
-                loss[i, j] = lb[j]
-        # (B) the changes between the stored visits first .. c - 1, oldest to newest
-        if c - first >= 2:
-            a, b = first % w, (first + 1) % w
-            for j in range(q):
-                cb[j] = abs(np.float64(window[i, b, j]) - np.float64(window[i, a, j]))
-            for v in range(first + 1, c - 1):
-                a, b = v % w, (v + 1) % w
-                for j in range(q):
-                    cb[j] += abs(np.float64(window[i, b, j]) - np.float64(window[i, a, j]))
-        else:
-            cb[:] = 0.0
-        # (C) the newest change, E and phi (w = 1: no change is stored, phi's change is 0)
-        if m >= 2:
-            to_mean = 1.0 / (div * (m - 1))
-            for j in range(q):
-                change = abs(np.float64(window[i, new_slot, j]) - np.float64(window[i, prev_slot, j]))
-                E[i, j] = 0.5 * ((cb[j] + change) * to_mean) + 0.5 * hb[j]
-                if track_phi:
-                    phi[i, j] = alpha * (change * inv_div) + (1.0 - alpha) * phi[i, j]
-        else:
-            short = np.nan if short_nan else 0.0
-            for j in range(q):
-                E[i, j] = 0.5 * short + 0.5 * hb[j]
-                if track_phi:
-                    phi[i, j] = alpha * 0.0 + (1.0 - alpha) * phi[i, j]
-        count[i] = c + 1
-        for t in range(y_indptr[i], y_indptr[i + 1]):
-            ymask[y_indices[t]] = False
 
 
 class PredictionWindow:
@@ -297,14 +178,12 @@ class PredictionWindow:
         """Record the (validated, distinct) rows' outputs; returns their mean BCE over labels."""
         if kind not in OUTPUT_KINDS:
             raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
-        sample_loss = np.empty(rows.size)
         out = np.asarray(outputs)
         out = np.ascontiguousarray(out, dtype=out.dtype if out.dtype in (np.float32, np.float64) else np.float64)
-        _window_visit(rows.astype(np.int64, copy=False), out,
-                      kind == "logits", labels.indptr, labels.indices, self.window, self.scale,
-                      self.count, self.E, self.phi, self.loss, self.alpha, self.track_phi,
-                      self.track_loss, self.entropy_nan, self.short_nan, sample_loss)
-        return sample_loss
+        return _window_visit(rows.astype(np.int64, copy=False), out, kind == "logits", labels.indptr,
+                             labels.indices, self.window, self.count, self.E, self.phi, self.loss,
+                             self.alpha, self.track_phi, self.track_loss, self.entropy_nan,
+                             self.short_nan)
 
     def memory_bytes(self) -> int:
         return sum(a.nbytes for a in (self.window, self.count, self.E, self.phi, self.loss))
