@@ -322,6 +322,25 @@ one index must not be used from several threads at once (give each thread its ow
       "are in [0, n) and the losses finite and >= 0, else None (mlbs.losses.check_losses then "
       "names the problem).");
   m.def(
+      "_outputs_valid",
+      [](const py::array& outputs, bool probabilities) -> py::object {
+        if (!(outputs.flags() & py::array::c_style)) return py::none();
+        const auto count = static_cast<std::size_t>(outputs.size());
+        std::size_t bad;
+        if (outputs.dtype().is(py::dtype::of<float>())) {
+          py::gil_scoped_release nogil;
+          bad = mlbs::count_invalid_outputs(static_cast<const float*>(outputs.data()), count, probabilities);
+        } else if (outputs.dtype().is(py::dtype::of<double>())) {
+          py::gil_scoped_release nogil;
+          bad = mlbs::count_invalid_outputs(static_cast<const double*>(outputs.data()), count, probabilities);
+        } else {
+          return py::none();
+        }
+        return py::bool_(bad == 0);
+      },
+      "Internal: whether every entry of a contiguous float32/float64 array is finite (and, for "
+      "probabilities, in [0, 1]); None for other arrays.");
+  m.def(
       "_observe_bce",
       [](const py::handle& indices, const py::handle& outputs, const py::array& indptr, const py::array& cols,
          std::int64_t q, bool probabilities) -> py::object {

@@ -51,10 +51,17 @@ MLBS_WIDE_VECTORS double sum_in_lanes(const Real* x, std::size_t count) {
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
+// Whether an output is invalid: not finite, or (probabilities) outside [0, 1]. x - x is 0 exactly
+// when x is finite (inf - inf and NaN - NaN are NaN); unlike std::isfinite this form vectorises.
+template <bool Probabilities, class Real>
+inline bool invalid_output(Real x) {
+  if constexpr (Probabilities) return !((x >= Real(0)) & (x <= Real(1)));
+  else return !((x - x) == Real(0));
+}
+
 // term[t] = softplus(out[t]) for logits, -log1p(-clip(out[t])) for probabilities; returns the
-// number of invalid outputs (not finite; for probabilities, outside [0, 1]). Counting rather than
-// stopping at the first keeps the loops branch-free so that they vectorise; x - x is 0 exactly
-// when x is finite (inf - inf and NaN - NaN are NaN).
+// number of invalid outputs. Counting rather than stopping at the first keeps the loops
+// branch-free so that they vectorise.
 template <class Real>
 MLBS_WIDE_VECTORS std::size_t entry_terms(const Real* out, std::size_t count, bool probabilities, Real* term) {
   constexpr Real c = probability_clip<Real>();
@@ -62,7 +69,7 @@ MLBS_WIDE_VECTORS std::size_t entry_terms(const Real* out, std::size_t count, bo
   if (probabilities) {
     MLBS_SIMD_LOOP
     for (std::size_t t = 0; t < count; ++t) {
-      bad += !((out[t] >= Real(0)) & (out[t] <= Real(1)));
+      bad += invalid_output<true>(out[t]);
       const Real p = std::min(std::max(out[t], c), Real(1) - c);
       term[t] = -log1p_(-p);
     }
@@ -70,7 +77,7 @@ MLBS_WIDE_VECTORS std::size_t entry_terms(const Real* out, std::size_t count, bo
     MLBS_SIMD_LOOP
     for (std::size_t t = 0; t < count; ++t) {
       const Real z = out[t];
-      bad += !((z - z) == Real(0));
+      bad += invalid_output<false>(z);
       const Real a = z < Real(0) ? -z : z;
       term[t] = (z > Real(0) ? z : Real(0)) + log1p_(exp_(-a));
     }
@@ -79,6 +86,19 @@ MLBS_WIDE_VECTORS std::size_t entry_terms(const Real* out, std::size_t count, bo
 }
 
 }  // namespace bce_detail
+
+// Number of the `count` outputs that are invalid (bce_detail::invalid_output), in one
+// vectorised pass.
+template <class Real>
+MLBS_WIDE_VECTORS std::size_t count_invalid_outputs(const Real* out, std::size_t count, bool probabilities) {
+  std::size_t bad = 0;
+  if (probabilities) {
+    for (std::size_t t = 0; t < count; ++t) bad += bce_detail::invalid_output<true>(out[t]);
+  } else {
+    for (std::size_t t = 0; t < count; ++t) bad += bce_detail::invalid_output<false>(out[t]);
+  }
+  return bad;
+}
 
 // loss[r] = mean BCE of row r of `out` (m x q, row-major) against label row rows[r] of the CSR
 // structure (indptr, cols); rows[r] must be in range. Returns false, with `loss` untouched, when

@@ -10,9 +10,8 @@ and reads its schedules at :func:`mlbs.policies.schedules.evaluation_epoch`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
-
 from mlbs import WeightedIndex
+from mlbs._core import _outputs_valid
 from mlbs.losses import check_indices, check_observation, last_occurrence
 from mlbs.policies.base import Policy
 from mlbs.policies.schedules import evaluation_epoch
@@ -29,18 +28,6 @@ def resolve_options(presets: dict, compat, given: dict, defaults: dict) -> dict:
     return {k: given[k] if given.get(k) is not None else preset.get(k, v) for k, v in defaults.items()}
 
 
-@njit(cache=True)
-def _all_within(out, lo, hi):  # pragma: no cover
-    """Whether every entry is in [lo, hi] (NaN is not): one pass, no temporaries."""
-    ok = True
-    n, q = out.shape
-    for r in range(n):
-        for j in range(q):
-            x = out[r, j]
-            ok &= (x >= lo) & (x <= hi)
-    return ok
-
-
 def checked_observation(indices, outputs, n: int, q: int, kind: str):
     """:func:`mlbs.losses.check_observation` with a compiled fast path for the usual batch.
 
@@ -51,9 +38,7 @@ def checked_observation(indices, outputs, n: int, q: int, kind: str):
     if (isinstance(outputs, np.ndarray) and outputs.dtype in (np.float32, np.float64) and outputs.ndim == 2
             and outputs.flags.c_contiguous and kind in ("logits", "probabilities")):
         idx = check_indices(indices, n)
-        big = np.finfo(np.float64).max
-        lo, hi = (0.0, 1.0) if kind == "probabilities" else (-big, big)
-        if outputs.shape == (idx.size, q) and _all_within(outputs, lo, hi):
+        if outputs.shape == (idx.size, q) and _outputs_valid(outputs, kind == "probabilities"):
             return idx, outputs
     return check_observation(indices, outputs, n, q, kind=kind)
 
