@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from mlbs._core import _observe_bce, _scan_losses
+
 OUTPUT_KINDS = ("logits", "probabilities")
 
 
@@ -161,8 +163,6 @@ def observed_bce(indices, outputs, labels, *, kind: str = "logits"):
     """
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
-    from mlbs._core import _observe_bce
-
     n, q = labels.shape
     try:
         fast = _observe_bce(indices, outputs, labels.indptr, labels.indices, q, kind == "probabilities")
@@ -182,8 +182,6 @@ def check_losses(indices, losses, n: int):
     non-integer indices, a wrong length, and NaN, infinite or negative losses. Valid input takes
     one compiled pass; the checks below only run to name a problem.
     """
-    from mlbs._core import _scan_losses
-
     try:
         scanned = _scan_losses(indices, losses, n)
     except (TypeError, ValueError):
