@@ -9,6 +9,7 @@ are O(N q), two fused compiled passes over the stored tables (no N x q temporary
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -319,8 +320,31 @@ def masked_correlation(values: np.ndarray, labels: sp.csr_matrix, eps: float = 1
     return masked_correlations(values, labels, eps)[0]
 
 
+@dataclass(frozen=True)
+class PositivesLayout:
+    """The index structures of the refresh that depend only on Y and Z (built once per training
+    set by :meth:`of`): the row of every positive (CSR order), the positives grouped by label
+    (CSC: ``by_label_indptr``, their rows, their CSR positions), and Z's column ids in 16 bits
+    where q allows (half the cache lines of the gathers)."""
+
+    rows: np.ndarray
+    by_label_indptr: np.ndarray
+    by_label_rows: np.ndarray
+    by_label_pos: np.ndarray
+    z_indices: np.ndarray
+
+    @classmethod
+    def of(cls, labels: sp.csr_matrix, Z: sp.csr_matrix) -> "PositivesLayout":
+        n, q = labels.shape
+        nnz = labels.indptr[-1]
+        by_label = sp.csr_matrix((np.arange(nnz, dtype=np.int64), labels.indices, labels.indptr), shape=(n, q)).tocsc()
+        return cls(rows=np.repeat(np.arange(n), np.diff(labels.indptr)), by_label_indptr=by_label.indptr,
+                   by_label_rows=by_label.indices, by_label_pos=by_label.data,
+                   z_indices=Z.indices.astype(np.uint16) if q <= 65536 else Z.indices)
+
+
 def d2ace_scores(E, phi, loss, labels: sp.csr_matrix, Z: sp.csr_matrix, *, loss_transform: str = "1-exp",
-                 eps: float = 1e-8, chunk: int = 256):
+                 eps: float = 1e-8, chunk: int = 256, layout: PositivesLayout | None = None):
     """score^U and score^H of every sample (methods.md 8.3 steps 1-6).
 
     - h = g(l) (1 - phi) (:func:`hardness`);
@@ -337,6 +361,8 @@ def d2ace_scores(E, phi, loss, labels: sp.csr_matrix, Z: sp.csr_matrix, *, loss_
         0/1 labels and local context, canonical (sorted, no duplicates).
     chunk : int
         Rows per block of the partial column sums of the moments pass.
+    layout : PositivesLayout, optional
+        ``PositivesLayout.of(labels, Z)``, kept by the caller between refreshes (built when None).
     """
     n, q = labels.shape
     if not (E.shape == phi.shape == loss.shape == (n, q)):
@@ -346,21 +372,19 @@ def d2ace_scores(E, phi, loss, labels: sp.csr_matrix, Z: sp.csr_matrix, *, loss_
     tables = _tables(E, phi, loss, loss_transform)
     if n == 0:
         return np.zeros(0), np.zeros(0)
+    layout = PositivesLayout.of(labels, Z) if layout is None else layout
     nnz = labels.indptr[-1]
     E_pos, h_pos = np.empty(nnz), np.empty(nnz)
     mean, std = _fused_moments(*tables, max(int(chunk), 1), labels.indptr, labels.indices, E_pos, h_pos)
     vU, vH = np.exp(0.5 * mean + 0.5 * std)
-    rows = np.repeat(np.arange(n), np.diff(labels.indptr))
     cols = labels.indices
     mhat = _normalised_columns(np.stack([E_pos, h_pos], axis=1), labels, eps)
-    by_label = sp.csr_matrix((np.arange(nnz, dtype=np.int64), labels.indices, labels.indptr), shape=(n, q)).tocsc()
-    z_indices = Z.indices.astype(np.uint16) if q <= 65536 else Z.indices   # half the cache lines
     S = np.empty((nnz, 2))
-    _correlation_strengths(by_label.indptr, by_label.indices, by_label.data, labels.indptr, labels.indices,
-                           mhat, Z.indptr, z_indices, eps, S)
+    _correlation_strengths(layout.by_label_indptr, layout.by_label_rows, layout.by_label_pos, labels.indptr,
+                           labels.indices, mhat, Z.indptr, layout.z_indices, eps, S)
     SU, SH = S[:, 0], S[:, 1]
-    score_u = np.bincount(rows, weights=vU[cols] * E_pos * SU, minlength=n)
-    score_h = np.bincount(rows, weights=vH[cols] * h_pos * SH, minlength=n)
+    score_u = np.bincount(layout.rows, weights=vU[cols] * E_pos * SU, minlength=n)
+    score_h = np.bincount(layout.rows, weights=vH[cols] * h_pos * SH, minlength=n)
     _fused_dense_scores(*tables, vU, vH, score_u, score_h)
     return score_u, score_h
 
@@ -386,8 +410,10 @@ class D2ACE(EpochPolicy):
     every mode.
 
     Memory: per entry w b_w + 3 b_t bytes (window, E, phi, l; see :class:`PredictionWindow`);
-    per sample 8 bytes of counts and 8.5 bytes per weighted index; Z: 12 bytes per nonzero
-    (at most (k + 1) card_max per row); two dense q x q float64 correlation matrices per refresh.
+    per sample 8 bytes of counts and 8.5 bytes per weighted index; Z: 14 bytes per nonzero
+    (at most (k + 1) card_max per row; 2 of them for the 16-bit copy of :class:`PositivesLayout`);
+    per positive of Y, 20 bytes of layout and 48 bytes of refresh temporaries; the correlation
+    matrices are never stored (one q x 2 row per thread).
 
     Parameters
     ----------
@@ -449,6 +475,7 @@ class D2ACE(EpochPolicy):
                                         alpha=alpha, entropy_nan=opts["entropy_nan"],
                                         short_nan=opts["short_nan"])
         self.Z = local_context(self.labels, self._neighbors(features, neighbors, k, knn_options or {}))
+        self.layout = PositivesLayout.of(self.labels, self.Z)
         self.beta = 0.5
         self.pools = None
         if mixture != "deterministic":
@@ -477,8 +504,8 @@ class D2ACE(EpochPolicy):
             raise ValueError(f"beta({epoch}) = {beta} is outside [0, 1]")
         s = self.signals
         with np.errstate(invalid="ignore" if self.nan_compat else "warn"):
-            su, sh = d2ace_scores(s.E, s.phi, s.loss, self.labels, self.Z, loss_transform=self.loss_transform,
-                                  eps=self.eps)
+            su, sh = d2ace_scores(s.E, s.phi, s.loss, self.labels, self.Z, layout=self.layout,
+                                  loss_transform=self.loss_transform, eps=self.eps)
         nonfinite = "uniform" if self.nan_compat else "raise"
         pressure = self.pressure(epoch)
         wu = quantized_min_max(su, pressure, clip=self.qmm_clip, nonfinite=nonfinite)
