@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "mlbs/prefetch.hpp"
 #include "mlbs/vector_math.hpp"
 
 namespace mlbs {
@@ -109,6 +110,11 @@ bool per_sample_bce_csr(const Real* out, std::size_t m, std::size_t q, const std
                         const Index* indptr, const Index* cols, bool probabilities, double* loss,
                         std::vector<Real>& scratch) {
   using namespace bce_detail;
+  // The label rows of a batch are scattered over a large CSR structure: ask for all of them
+  // first (their extents, then their column ids), so that the misses overlap each other and the
+  // dense pass instead of stalling the per-row loop one after another.
+  for (std::size_t r = 0; r < m; ++r) MLBS_PREFETCH(indptr + rows[r]);
+  for (std::size_t r = 0; r < m; ++r) MLBS_PREFETCH(cols + indptr[rows[r]]);
   scratch.resize(m * q);
   Real* term = scratch.data();
   if (entry_terms(out, m * q, probabilities, term) != 0) return false;

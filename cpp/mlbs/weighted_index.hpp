@@ -44,17 +44,13 @@
 #include <string>
 #include <vector>
 
+#include "prefetch.hpp"
 #include "rng.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define MLBS_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define MLBS_PREFETCH(p) ((void)0)
-#endif
 
 namespace mlbs {
 
