@@ -125,6 +125,25 @@ def test_window_lengths_match_reference(w, dtype):
     assert np.isfinite(policy.signals.E).all()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_a_large_batch_split_over_threads_matches_row_by_row_visits(dtype):
+    """A batch of B q >= 2^16 entries is visited by several threads (on a machine with more than
+    one core); the tables and losses are those of visiting its rows one at a time."""
+    rng = np.random.default_rng(13)
+    n, q, batch = 900, 256, 300
+    Y = sp.csr_matrix((rng.random((n, q)) < 0.02).astype(np.int8))
+    nb = rng.integers(0, n, (n, 3))
+    whole, by_row = (D2ACE(Y, neighbors=nb, window=3, window_dtype=dtype) for _ in range(2))
+    for _ in range(4):
+        idx, z = rng.choice(n, batch, replace=False), rng.normal(0, 3, (batch, q)).astype(np.float32)
+        whole.observe(idx, z)
+        for r in range(batch):
+            by_row.observe(idx[r:r + 1], z[r:r + 1])
+    for name in ("window", "count", "E", "phi", "loss"):
+        assert np.array_equal(getattr(whole.signals, name), getattr(by_row.signals, name)), name
+    assert np.array_equal(whole.loss, by_row.loss)
+
+
 @pytest.mark.parametrize("dtype, step", [("uint8", 1 / 255), ("uint16", 1 / 65535), ("float32", 2.0 ** -24)])
 def test_compact_window_error_is_bounded_by_its_step(dtype, step):
     """Each stored value is within step/2, each change within step: |dE| <= step/2, |dphi| <= step."""
