@@ -77,14 +77,6 @@ bool all_in_range(const std::int64_t* indices, std::size_t m, std::int64_t n) {
   return ok;
 }
 
-bool has_repeats(const std::int64_t* indices, std::size_t m) {
-  thread_local mlbs::IndexSet seen;
-  seen.reset(m);
-  for (std::size_t t = 0; t < m; ++t)
-    if (!seen.insert(indices[t])) return true;
-  return false;
-}
-
 std::size_t as_count(std::int64_t k, const char* what) {
   if (k < 0) throw py::value_error(std::string(what) + " must be >= 0, got " + std::to_string(k));
   return static_cast<std::size_t>(k);
@@ -316,7 +308,7 @@ one index must not be used from several threads at once (give each thread its ow
         if (!all_in_range(idx.data(), m, n)) return py::none();
         for (std::size_t t = 0; t < m; ++t)
           if (!(l[t] >= 0.0) || !std::isfinite(l[t])) return py::none();
-        return py::make_tuple(idx, loss, has_repeats(idx.data(), m));
+        return py::make_tuple(idx, loss, mlbs::has_repeats(idx.data(), m));
       },
       "Internal: (indices as int64, losses as float64, whether an index repeats) when the indices "
       "are in [0, n) and the losses finite and >= 0, else None (mlbs.losses.check_losses then "
@@ -375,7 +367,7 @@ one index must not be used from several threads at once (give each thread its ow
         if (indptr.dtype().is(py::dtype::of<std::int32_t>())) ok = with_real(std::int32_t{});
         else if (indptr.dtype().is(py::dtype::of<std::int64_t>())) ok = with_real(std::int64_t{});
         if (!ok || !*ok) return py::none();
-        return py::make_tuple(idx, loss, has_repeats(idx.data(), m));
+        return py::make_tuple(idx, loss, mlbs::has_repeats(idx.data(), m));
       },
       "Internal: (indices as int64, per-sample mean BCE as float64, whether an index repeats) for "
       "a batch of float32/float64 logits or probabilities against CSR labels (indptr, cols) with "

@@ -50,4 +50,14 @@ class IndexSet {
   std::size_t mask_ = 0;
 };
 
+// Whether a value occurs twice among indices[0 .. m) (all >= 0). O(m); the set's storage is kept
+// per thread between calls.
+inline bool has_repeats(const std::int64_t* indices, std::size_t m) {
+  thread_local IndexSet seen;
+  seen.reset(m);
+  for (std::size_t t = 0; t < m; ++t)
+    if (!seen.insert(indices[t])) return true;
+  return false;
+}
+
 }  // namespace mlbs

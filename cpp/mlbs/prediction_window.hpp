@@ -311,14 +311,6 @@ inline std::size_t thread_count(std::size_t m, std::size_t q) {
   return std::max<std::size_t>(1, std::min({m, m * q / kEntriesPerThread, kMaxThreads, hardware}));
 }
 
-inline bool has_repeats(const std::int64_t* rows, std::size_t m) {
-  IndexSet seen;
-  seen.reset(m);
-  for (std::size_t r = 0; r < m; ++r)
-    if (!seen.insert(rows[r])) return true;
-  return false;
-}
-
 }  // namespace window_detail
 
 // One visit of each of the m samples rows[r] with outputs out[r q .. (r + 1) q) (row-major,
@@ -352,7 +344,7 @@ bool visit_prediction_window(const WindowTables<W, T>& tab, const std::int64_t* 
     }
   };
   const std::size_t parts = window_detail::thread_count(m, tab.q);
-  if (parts < 2 || window_detail::has_repeats(rows, m)) {
+  if (parts < 2 || has_repeats(rows, m)) {
     visit_rows(0, m);
     return true;
   }
