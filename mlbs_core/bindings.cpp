@@ -185,7 +185,8 @@ seed : int, optional
 
 Notes
 -----
-A 16-ary tree of fp64 weights and in-block prefix sums, about 17 bytes per item. Sums are
+An 8-ary tree: the fp64 weights in order, and above them blocks of 8 sums with their prefix
+sums, about 10.3 bytes per item in all. Sums are
 recomputed from their children in a fixed order, so the tree never drifts and the same weights
 always give the same tree. See cpp/mlbs/weighted_index.hpp. Bulk calls release the GIL, so
 one index must not be used from several threads at once (give each thread its own, or a lock).

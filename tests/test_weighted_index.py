@@ -134,6 +134,22 @@ def test_distinct_draws_follow_the_sequential_law(weights, k):
     np.testing.assert_array_equal(index.weights(), weights)  # exclusion restored the tree
 
 
+def test_distinct_draws_follow_the_sequential_law_across_levels():
+    """Items of several levels of the tree, three of them in one leaf block (whose walks must
+    ignore the marks of items already drawn in the same call)."""
+    n, positions = 700, np.array([0, 3, 7, 64, 450, 699])
+    support = np.array([5.0, 1.0, 2.0, 1e-3, 3.0, 0.5])
+    weights = np.zeros(n)
+    weights[positions] = support
+    index = WeightedIndex(n, seed=5)
+    index.assign(weights)
+    trials = 40_000
+    rows = [tuple(index.draw_distinct(4).tolist()) for _ in range(trials)]
+    law = {tuple(int(positions[i]) for i in tup): p for tup, p in sequential_law(support, 4).items()}
+    assert chisquare_pvalue(count(rows), law, trials) > ALPHA
+    np.testing.assert_array_equal(index.weights(), weights)
+
+
 def test_distinct_draws_from_a_large_index_are_distinct_and_follow_inclusion_counts():
     n, k = 10_000, 256
     rng = np.random.default_rng(3)

@@ -1,14 +1,20 @@
 // WeightedIndex: n items with non-negative fp64 weights; O(log n) batched updates and weighted
 // draws, with and without replacement.
 //
-// Layout. A 16-ary sum tree stored level by level. Level 0 holds the n leaf weights (padded with
-// zeros to a multiple of 16); entry j of level l+1 is the total of block j (16 entries) of level
-// l; the top level is a single block whose total is the total weight. Each block is stored as
-// one 256-byte record, aligned to 64 bytes: its 16 values, then their inclusive prefix sums
-// P_0..P_15 (fixed summation order, see block_prefix), whose last is the block's total. A walk
-// reads the two cache lines of prefix sums; an update rewrites one record per level. A tree over
-// 10^6 items is 5 levels deep (10^7: 6). Memory: 16 bytes per item, plus 16/15 for the levels
-// above the leaves.
+// Layout. An 8-ary sum tree stored level by level, shaped so that one update or one draw touches
+// as few cache lines as possible outside the core's caches:
+// - level 0 is the n leaf weights themselves, in order (padded with zeros to a multiple of 8):
+//   block b (items 8b..8b+7) is one cache line;
+// - entry j of level l+1 is the total of block j of level l, and each block of an upper level is
+//   stored as one 128-byte record: a cache line with its 8 values, then a cache line with their
+//   inclusive prefix sums P_0..P_7 (fixed summation order, see block_prefix), whose last is the
+//   block's total. The top level is a single block whose total is the total weight.
+// A walk reads one line per level: the prefix sums of an upper block, and at the bottom the leaf
+// block, whose prefix sums it computes from the 8 weights (same function, same order, so they
+// agree with the total stored above). An update rewrites the leaf line and one record per upper
+// level. Over 10^6 items: 7 levels, of which the leaf level (8 MB) and level 1 (2 MB) come from
+// L3 or memory and the rest stay in the core's caches. Memory: 8 bytes per item for the leaves
+// plus 16/7 for the levels above (10.3 bytes per item).
 //
 // Exactness. Prefix sums are always recomputed from a block's values (never updated by adding
 // deltas), so the tree is a pure function of the leaf weights: no drift after any number of
@@ -20,11 +26,11 @@
 // j = #{i : P_i <= u}, the first child whose prefix sum exceeds u, and continues with
 // u - P_{j-1}. Prefix sums are non-decreasing, so P_j > u >= P_{j-1} means v_j > 0: a child of
 // weight zero is never chosen. When rounding lets u reach the block total, the last child of
-// positive weight is taken. The search is 16 independent comparisons (vectorised, no branch to
-// mispredict), and walks run in groups of kGroup, one level at a time, each prefetching its next
-// block, so the memory latency of the lower levels overlaps across walks. Updates skip the
-// random walk on the upper levels: a level with no more blocks than the batch has updates is
-// recomputed whole, in memory order.
+// positive weight is taken. The search is 8 independent comparisons (no branch to mispredict),
+// and walks run in groups of kGroup, one level at a time, each prefetching its next line, so the
+// memory latency of the lower levels overlaps across walks. Updates skip the random walk on the
+// upper levels: a level with no more blocks than the batch has updates is recomputed whole, in
+// memory order.
 //
 // Distinct draws are exact sequential sampling without replacement (each next index proportional
 // to weight among those not drawn yet, like numpy's Generator.choice(replace=False, p=...)), by
@@ -44,6 +50,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "prefetch.hpp"
 #include "rng.hpp"
 
@@ -54,17 +64,28 @@
 
 namespace mlbs {
 
-// std::allocator replacement that aligns to cache lines (64 bytes).
+// std::allocator replacement that aligns to cache lines (64 bytes), and large arrays to 2 MiB
+// with a request for transparent huge pages (Linux): the random walks of a large tree then miss
+// the TLB far less often. Only where it is allowed ("madvise" mode); no effect on results.
 template <class T>
 struct CacheAligned {
   using value_type = T;
+  static constexpr std::size_t kHuge = std::size_t(1) << 21;
   CacheAligned() = default;
   template <class U>
   CacheAligned(const CacheAligned<U>&) {}
+  static std::size_t alignment(std::size_t bytes) { return bytes >= kHuge ? kHuge : 64; }
   T* allocate(std::size_t count) {
-    return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t(64)));
+    const std::size_t bytes = count * sizeof(T);
+    void* p = ::operator new(bytes, std::align_val_t(alignment(bytes)));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= kHuge) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return static_cast<T*>(p);
   }
-  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(64)); }
+  void deallocate(T* p, std::size_t count) {
+    ::operator delete(p, std::align_val_t(alignment(count * sizeof(T))));
+  }
   template <class U>
   bool operator==(const CacheAligned<U>&) const { return true; }
   template <class U>
@@ -93,58 +114,53 @@ inline void check_weights(const double* w, std::size_t k, const std::int64_t* id
   }
 }
 
-// #{i < 16 : p[i] <= u} for a 64-byte aligned block p. Comparisons are exact, so the vector
+// #{i < 8 : p[i] <= u} for a 64-byte aligned block p. Comparisons are exact, so the vector
 // paths and the scalar path give the same answer.
-inline std::size_t count_at_most16(const double* p, double u) {
+inline std::size_t count_at_most8(const double* p, double u) {
 #if defined(__AVX512F__)
-  const __m512d uu = _mm512_set1_pd(u);
-  const unsigned lo = _mm512_cmp_pd_mask(_mm512_load_pd(p), uu, _CMP_LE_OQ);
-  const unsigned hi = _mm512_cmp_pd_mask(_mm512_load_pd(p + 8), uu, _CMP_LE_OQ);
-  return static_cast<std::size_t>(__builtin_popcount(lo | (hi << 8)));
+  const unsigned bits = _mm512_cmp_pd_mask(_mm512_load_pd(p), _mm512_set1_pd(u), _CMP_LE_OQ);
+  return static_cast<std::size_t>(__builtin_popcount(bits));
 #elif defined(__AVX2__)
   const __m256d uu = _mm256_set1_pd(u);
-  unsigned bits = 0;
-  for (int q = 0; q < 4; ++q)
-    bits |= static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(p + 4 * q), uu, _CMP_LE_OQ))) << (4 * q);
-  return static_cast<std::size_t>(__builtin_popcount(bits));
+  const unsigned lo = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(p), uu, _CMP_LE_OQ)));
+  const unsigned hi = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(p + 4), uu, _CMP_LE_OQ)));
+  return static_cast<std::size_t>(__builtin_popcount(lo | (hi << 4)));
 #else
   std::size_t j = 0;
-  for (int i = 0; i < 16; ++i) j += p[i] <= u;
+  for (int i = 0; i < 8; ++i) j += p[i] <= u;
   return j;
 #endif
 }
 
 class WeightedIndex {
  public:
-  static constexpr std::size_t kFanout = 16;
-  static constexpr int kShift = 4;           // log2(kFanout)
-  static constexpr std::size_t kRecord = 32;  // doubles per block record: values, prefix sums
+  static constexpr std::size_t kFanout = 8;
+  static constexpr int kShift = 3;            // log2(kFanout)
+  static constexpr std::size_t kRecord = 16;  // doubles per upper block record: values, prefix sums
   static constexpr std::size_t kGroup = 32;   // interleaved walks per group
 
   explicit WeightedIndex(std::size_t n, std::uint64_t seed = 0) : n_(n), rng_(seed) {
     if (n == 0) throw std::invalid_argument("a WeightedIndex needs at least one item (n = 0)");
-    std::size_t width = n;
-    do {
-      const std::size_t blocks = (width + kFanout - 1) / kFanout;
-      levels_.emplace_back(blocks * kRecord, 0.0);
-      width = blocks;
-    } while (width > 1);
+    std::size_t blocks = (n + kFanout - 1) / kFanout;
+    leaves_.assign(blocks * kFanout, 0.0);
+    while (blocks > 1) {
+      blocks = (blocks + kFanout - 1) / kFanout;
+      upper_.emplace_back(blocks * kRecord, 0.0);
+    }
   }
 
   std::size_t size() const { return n_; }
   double total() const { return total_; }
   std::size_t nonzero() const { return nonzero_; }
-  double weight(std::size_t i) const { return *leaf(i); }
+  double weight(std::size_t i) const { return leaves_[i]; }
   Rng& rng() { return rng_; }
 
-  void copy_weights(double* out) const {
-    for (std::size_t i = 0; i < n_; ++i) out[i] = *leaf(i);
-  }
+  void copy_weights(double* out) const { std::copy(leaves_.begin(), leaves_.begin() + n_, out); }
 
   // Bytes held by the tree (all levels).
   std::size_t memory_bytes() const {
-    std::size_t bytes = 0;
-    for (const auto& level : levels_) bytes += level.size() * sizeof(double);
+    std::size_t bytes = leaves_.size() * sizeof(double);
+    for (const auto& level : upper_) bytes += level.size() * sizeof(double);
     return bytes;
   }
 
@@ -153,13 +169,11 @@ class WeightedIndex {
     check_weights(w, n_);
     nonzero_ = 0;
     for (std::size_t i = 0; i < n_; ++i) {
-      *leaf(i) = w[i] + 0.0;
+      leaves_[i] = w[i] + 0.0;
       nonzero_ += w[i] > 0;
     }
-    for (std::size_t l = 0; l < levels_.size(); ++l) {
-      const std::size_t blocks = levels_[l].size() / kRecord;
-      for (std::size_t b = 0; b < blocks; ++b) recompute_block(l, b);
-    }
+    for (std::size_t l = 0; l < levels(); ++l)
+      for (std::size_t b = 0; b < blocks(l); ++b) recompute_block(l, b);
   }
 
   // w[idx[t]] = w[t] for t = 0..k-1, in order (a repeated index keeps its last weight).
@@ -175,12 +189,12 @@ class WeightedIndex {
       return;
     }
     saved_.resize(k);
-    for (std::size_t t = 0; t < k; ++t) saved_[t] = *leaf(static_cast<std::size_t>(idx[t]));
+    for (std::size_t t = 0; t < k; ++t) saved_[t] = leaves_[static_cast<std::size_t>(idx[t])];
     write_leaves(idx, w, k);
     if (!std::isfinite(total_)) {
       // Undo in reverse order so that repeated indices get their original weight back.
       for (std::size_t t = k; t-- > 0;) {
-        double& slot = *leaf(static_cast<std::size_t>(idx[t]));
+        double& slot = leaves_[static_cast<std::size_t>(idx[t])];
         nonzero_ += (saved_[t] > 0) - (slot > 0);
         slot = saved_[t];
       }
@@ -200,9 +214,9 @@ class WeightedIndex {
   // not drawn yet. Requires k <= number of items with positive weight.
   //
   // Repeats are recognised without a hash set: an accepted item is marked by flipping the sign
-  // of its leaf value (weights are >= 0, and the leaf is in cache right after its walk); prefix
-  // sums are not touched, so the walks are unaffected. Marks are cleared before the tree
-  // changes (exclusion) and at the end.
+  // of its leaf value (weights are >= 0, and the leaf line is in cache right after its walk;
+  // walks read the leaves' magnitudes, so marks do not disturb them). Marks are cleared before
+  // the tree changes (exclusion) and at the end.
   void draw_distinct(std::size_t k, std::int64_t* out) {
     if (k > nonzero_)
       throw std::invalid_argument("cannot draw " + std::to_string(k) +
@@ -228,7 +242,7 @@ class WeightedIndex {
       const std::size_t m = std::min(kGroup, k - got);
       walk_group(m, candidates);
       for (std::size_t c = 0; c < m && got < k; ++c) {
-        double& slot = *leaf(static_cast<std::size_t>(candidates[c]));
+        double& slot = leaves_[static_cast<std::size_t>(candidates[c])];
         if (slot > 0.0) {
           out[got++] = candidates[c];
           drawn_in_tree += slot;
@@ -240,15 +254,18 @@ class WeightedIndex {
     restore_excluded();
   }
 
-  // Sum of the weights of items 0..i-1 (0 <= i <= n), from the stored prefix sums: O(log n).
+  // Sum of the weights of items 0..i-1 (0 <= i <= n), from the prefix sums: O(log n).
   double prefix(std::size_t i) const {
     if (i >= n_) return total_;
-    double sum = 0.0;
-    std::size_t node = i;
-    for (std::size_t l = 0; l < levels_.size(); ++l) {
-      const std::size_t j = node & (kFanout - 1);
+    alignas(64) double p[kFanout];
+    block_prefix(leaf_block(i >> kShift), p);
+    std::size_t j = i & (kFanout - 1);
+    double sum = j > 0 ? p[j - 1] : 0.0;
+    std::size_t node = i >> kShift;
+    for (const auto& level : upper_) {
+      j = node & (kFanout - 1);
       node >>= kShift;
-      if (j > 0) sum += levels_[l][node * kRecord + kFanout + j - 1];
+      if (j > 0) sum += level[node * kRecord + kFanout + j - 1];
     }
     return sum;
   }
@@ -257,51 +274,62 @@ class WeightedIndex {
   // Never an item of weight zero. Requires a positive total.
   std::size_t locate(double u) const {
     std::size_t node = 0;
-    for (std::size_t l = levels_.size(); l-- > 0;)
-      node = (node << kShift) + choose_child(levels_[l].data() + node * kRecord, u);
-    return node;
+    for (std::size_t l = upper_.size(); l-- > 0;) {
+      const double* r = upper_[l].data() + node * kRecord;
+      node = (node << kShift) + choose_child(r, r + kFanout, u);
+    }
+    return (node << kShift) + choose_leaf(leaf_block(node), u);
   }
 
   // p_i = w_i / total for all i.
   void probabilities(double* out) const {
     require_positive_total();
-    for (std::size_t i = 0; i < n_; ++i) out[i] = *leaf(i) / total_;
+    for (std::size_t i = 0; i < n_; ++i) out[i] = leaves_[i] / total_;
   }
 
  private:
   using Level = std::vector<double, CacheAligned<double>>;
 
-  double* record(std::size_t l, std::size_t b) { return levels_[l].data() + b * kRecord; }
-  double* leaf(std::size_t i) { return record(0, i >> kShift) + (i & (kFanout - 1)); }
-  const double* leaf(std::size_t i) const {
-    return levels_[0].data() + (i >> kShift) * kRecord + (i & (kFanout - 1));
+  // Levels: 0 = the leaves, l >= 1 = upper_[l - 1].
+  std::size_t levels() const { return upper_.size() + 1; }
+  std::size_t blocks(std::size_t l) const {
+    return l == 0 ? leaves_.size() / kFanout : upper_[l - 1].size() / kRecord;
   }
+  double* record(std::size_t l, std::size_t b) { return upper_[l - 1].data() + b * kRecord; }
+  const double* leaf_block(std::size_t b) const { return leaves_.data() + b * kFanout; }
 
   // Inclusive prefix sums of a block in a fixed order that keeps them non-decreasing with a
-  // short dependency chain: four groups of four, S_k,m = v_4k + ... + v_4k+m (in order), group
-  // offsets Q_k = Q_k-1 + S_k,3 (in order, Q_-1 = 0), and P_4k+m = Q_k-1 + S_k,m. Within a group
-  // P grows with S; across groups P_4k+3 = Q_k exactly and P_4k+4 = Q_k + v_4k+4 >= Q_k.
-  // Returns the block total P_15.
+  // short dependency chain: two groups of four, S_k,m = v_4k + ... + v_4k+m (in order), and
+  // P_m = S_0,m, P_4+m = S_0,3 + S_1,m. Within a group P grows with S; across the groups
+  // P_3 = S_0,3 and P_4 = S_0,3 + v_4 >= P_3. The values are read as magnitudes (a leaf marked
+  // drawn by its sign counts with its weight). Returns the block total P_7.
   static double block_prefix(const double* v, double* p) {
-    double group[4][4];
-    for (int k = 0; k < 4; ++k) {
-      group[k][0] = v[4 * k];
-      for (int m = 1; m < 4; ++m) group[k][m] = group[k][m - 1] + v[4 * k + m];
+    double low = std::fabs(v[0]), high = std::fabs(v[4]);
+    p[0] = low;
+    double run[4];
+    run[0] = high;
+    for (int m = 1; m < 4; ++m) {
+      low += std::fabs(v[m]);
+      high += std::fabs(v[4 + m]);
+      p[m] = low;
+      run[m] = high;
     }
-    double offset = 0.0;
-    for (int k = 0; k < 4; ++k) {
-      for (int m = 0; m < 4; ++m) p[4 * k + m] = k == 0 ? group[0][m] : offset + group[k][m];
-      offset = p[4 * k + 3];
-    }
-    return offset;
+    for (int m = 0; m < 4; ++m) p[4 + m] = low + run[m];
+    return p[7];
   }
 
-  // Prefix sums of block b of level l from its values; its total goes to the parent entry (or
-  // to the total weight at the top level).
+  // The total of block b of level l (recomputing its prefix sums if it is an upper block) goes
+  // to its parent entry, or to the total weight at the top level.
   void recompute_block(std::size_t l, std::size_t b) {
-    double* r = record(l, b);
-    const double sum = block_prefix(r, r + kFanout);
-    if (l + 1 < levels_.size()) record(l + 1, b >> kShift)[b & (kFanout - 1)] = sum;
+    double sum;
+    if (l == 0) {
+      alignas(64) double p[kFanout];
+      sum = block_prefix(leaf_block(b), p);
+    } else {
+      double* r = record(l, b);
+      sum = block_prefix(r, r + kFanout);
+    }
+    if (l + 1 < levels()) record(l + 1, b >> kShift)[b & (kFanout - 1)] = sum;
     else total_ = sum;
   }
 
@@ -313,11 +341,8 @@ class WeightedIndex {
   void write_leaves(const std::int64_t* idx, const double* w, std::size_t k) {
     constexpr std::size_t kAhead = 8;
     for (std::size_t t = 0; t < k; ++t) {
-      if (t + kAhead < k) {  // the whole record: its prefix sums are rewritten next
-        const double* ahead = record(0, static_cast<std::size_t>(idx[t + kAhead]) >> kShift);
-        for (std::size_t line = 0; line < kRecord; line += 8) MLBS_PREFETCH(ahead + line);
-      }
-      double& slot = *leaf(static_cast<std::size_t>(idx[t]));
+      if (t + kAhead < k) MLBS_PREFETCH(leaves_.data() + idx[t + kAhead]);
+      double& slot = leaves_[static_cast<std::size_t>(idx[t])];
       nonzero_ += (w[t] > 0) - (slot > 0);
       slot = w[t] + 0.0;  // -0.0 becomes +0.0: a set sign bit marks drawn items
     }
@@ -329,35 +354,41 @@ class WeightedIndex {
   // more blocks than there are updates is recomputed whole, in memory order (the upper levels).
   void recompute_ancestors(const std::int64_t* idx, std::size_t k) {
     constexpr std::size_t kAhead = 8;
-    for (std::size_t l = 0; l < levels_.size(); ++l) {
-      const std::size_t blocks = levels_[l].size() / kRecord;
-      if (blocks <= k) {
-        for (std::size_t b = 0; b < blocks; ++b) recompute_block(l, b);
+    for (std::size_t l = 0; l < levels(); ++l) {
+      if (blocks(l) <= k) {
+        for (std::size_t b = 0; b < blocks(l); ++b) recompute_block(l, b);
         continue;
       }
       const int shift = kShift * static_cast<int>(l + 1);
       for (std::size_t t = 0; t < k; ++t) {
-        if (t + kAhead < k) {
-          const double* ahead = record(l, static_cast<std::size_t>(idx[t + kAhead]) >> shift);
-          for (std::size_t line = 0; line < kRecord; line += 8) MLBS_PREFETCH(ahead + line);
+        if (t + kAhead < k && l + 1 < levels()) {  // the parent record, written next
+          const double* parent = record(l + 1, static_cast<std::size_t>(idx[t + kAhead]) >> (shift + kShift));
+          MLBS_PREFETCH(parent);
+          MLBS_PREFETCH(parent + kFanout);
         }
         recompute_block(l, static_cast<std::size_t>(idx[t]) >> shift);
       }
     }
   }
 
-  // Child of a block record that the residual mass u falls in; updates u.
-  static std::size_t choose_child(const double* r, double& u) {
-    const double* p = r + kFanout;
-    std::size_t j = count_at_most16(p, u);
+  // Child of a block (values v, prefix sums p) that the residual mass u falls in; updates u.
+  static std::size_t choose_child(const double* v, const double* p, double& u) {
+    std::size_t j = count_at_most8(p, u);
     if (j == kFanout) {
       j = kFanout - 1;
-      while (r[j] <= 0.0) --j;
-      u = 0.5 * r[j];
+      while (!(std::fabs(v[j]) > 0.0)) --j;
+      u = 0.5 * std::fabs(v[j]);
       return j;
     }
     u -= j > 0 ? p[j - 1] : 0.0;
     return j;
+  }
+
+  // Child of a leaf block: its prefix sums computed on the spot.
+  static std::size_t choose_leaf(const double* v, double& u) {
+    alignas(64) double p[kFanout];
+    block_prefix(v, p);
+    return choose_child(v, p, u);
   }
 
   // m <= kGroup independent draws, walked down the tree together, one level at a time.
@@ -368,24 +399,21 @@ class WeightedIndex {
       u[g] = rng_.uniform() * total_;
       node[g] = 0;
     }
-    for (std::size_t l = levels_.size(); l-- > 0;) {
-      const double* level = levels_[l].data();
-      const double* below = l > 0 ? levels_[l - 1].data() : nullptr;
+    for (std::size_t l = upper_.size(); l-- > 0;) {
+      const double* level = upper_[l].data();
       for (std::size_t g = 0; g < m; ++g) {
         const double* r = level + node[g] * kRecord;
-        node[g] = (node[g] << kShift) + choose_child(r, u[g]);
-        if (below) {
-          MLBS_PREFETCH(below + node[g] * kRecord + kFanout);
-          MLBS_PREFETCH(below + node[g] * kRecord + kFanout + 8);
-        }
+        node[g] = (node[g] << kShift) + choose_child(r, r + kFanout, u[g]);
+        MLBS_PREFETCH(l > 0 ? upper_[l - 1].data() + node[g] * kRecord + kFanout : leaf_block(node[g]));
       }
     }
-    for (std::size_t g = 0; g < m; ++g) out[g] = static_cast<std::int64_t>(node[g]);
+    for (std::size_t g = 0; g < m; ++g)
+      out[g] = static_cast<std::int64_t>((node[g] << kShift) + choose_leaf(leaf_block(node[g]), u[g]));
   }
 
   void unmark(const std::int64_t* items, std::size_t count) {
     for (std::size_t t = 0; t < count; ++t) {
-      double& slot = *leaf(static_cast<std::size_t>(items[t]));
+      double& slot = leaves_[static_cast<std::size_t>(items[t])];
       slot = -slot;
     }
   }
@@ -395,7 +423,7 @@ class WeightedIndex {
     zeros_.assign(count, 0.0);
     for (std::size_t t = 0; t < count; ++t) {
       excluded_.push_back(items[t]);
-      excluded_weight_.push_back(*leaf(static_cast<std::size_t>(items[t])));
+      excluded_weight_.push_back(leaves_[static_cast<std::size_t>(items[t])]);
     }
     write_leaves(items, zeros_.data(), count);
   }
@@ -408,7 +436,8 @@ class WeightedIndex {
   }
 
   std::size_t n_;
-  std::vector<Level> levels_;  // levels_[0]: leaves; block records of 16 values + prefix sums
+  Level leaves_;              // the n weights, padded to whole blocks of 8
+  std::vector<Level> upper_;  // levels 1, 2, ...: block records of 8 values + their prefix sums
   double total_ = 0.0;
   std::size_t nonzero_ = 0;
   Rng rng_;
