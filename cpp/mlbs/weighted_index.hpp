@@ -298,23 +298,26 @@ class WeightedIndex {
   double* record(std::size_t l, std::size_t b) { return upper_[l - 1].data() + b * kRecord; }
   const double* leaf_block(std::size_t b) const { return leaves_.data() + b * kFanout; }
 
-  // Inclusive prefix sums of a block in a fixed order that keeps them non-decreasing with a
-  // short dependency chain: two groups of four, S_k,m = v_4k + ... + v_4k+m (in order), and
-  // P_m = S_0,m, P_4+m = S_0,3 + S_1,m. Within a group P grows with S; across the groups
-  // P_3 = S_0,3 and P_4 = S_0,3 + v_4 >= P_3. The values are read as magnitudes (a leaf marked
-  // drawn by its sign counts with its weight). Returns the block total P_7.
+  // Inclusive prefix sums P_0..P_7 of a block's weights, read as magnitudes (a leaf marked
+  // drawn by its sign counts with its weight), in a fixed order (a Sklansky scan): pairs
+  // P_1 = v_0 + v_1 (and likewise S_3 = v_2 + v_3, S_5, S_7), then quads P_2 = P_1 + v_2,
+  // P_3 = P_1 + S_3 (and P_6, P_7 from P_5), then P_4+m = P_3 + (the quad sum of v_4..v_4+m).
+  // Every P_m+1 is P_m's own partial sum or a larger one, plus a non-negative term, and rounding
+  // is monotone, so P is non-decreasing. Three masked vector additions with AVX-512; the scalar
+  // path does the same additions. Returns the block total P_7.
   static double block_prefix(const double* v, double* p) {
-    double low = std::fabs(v[0]), high = std::fabs(v[4]);
-    p[0] = low;
-    double run[4];
-    run[0] = high;
-    for (int m = 1; m < 4; ++m) {
-      low += std::fabs(v[m]);
-      high += std::fabs(v[4 + m]);
-      p[m] = low;
-      run[m] = high;
-    }
-    for (int m = 0; m < 4; ++m) p[4 + m] = low + run[m];
+#if defined(__AVX512F__)
+    __m512d x = _mm512_abs_pd(_mm512_loadu_pd(v));
+    x = _mm512_mask_add_pd(x, 0xAA, x, _mm512_permutexvar_pd(_mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0), x));
+    x = _mm512_mask_add_pd(x, 0xCC, x, _mm512_permutexvar_pd(_mm512_set_epi64(5, 5, 5, 5, 1, 1, 1, 1), x));
+    x = _mm512_mask_add_pd(x, 0xF0, x, _mm512_permutexvar_pd(_mm512_set1_epi64(3), x));
+    _mm512_store_pd(p, x);
+#else
+    for (int m = 0; m < 8; ++m) p[m] = std::fabs(v[m]);
+    for (int m = 1; m < 8; m += 2) p[m] += p[m - 1];
+    for (int m : {2, 3, 6, 7}) p[m] += p[(m & ~3) + 1];
+    for (int m = 4; m < 8; ++m) p[m] += p[3];
+#endif
     return p[7];
   }
 
@@ -380,7 +383,9 @@ class WeightedIndex {
       u = 0.5 * std::fabs(v[j]);
       return j;
     }
-    u -= j > 0 ? p[j - 1] : 0.0;
+    // u -= P_{j-1} (0 for j = 0) without a branch: a mispredicted one would flush the walks
+    // that run ahead in the out-of-order window. p is finite, so p * 0.0 = 0.
+    u -= p[(j + kFanout - 1) & (kFanout - 1)] * static_cast<double>(j > 0);
     return j;
   }
 
