@@ -235,3 +235,16 @@ def test_random_is_uniform():
     policy = Random(Y)
     np.testing.assert_allclose(policy.probabilities(), 1 / 30)
     assert len(set(policy.draw(30).tolist())) == 30
+
+
+def test_random_draw_by_rejection_is_sequential_uniform_sampling():
+    """k <= n/4 takes the rejection path (repeats redrawn, 1 in 8 draws here): every ordered
+    pair of distinct samples is equally likely (chi-square, fixed seed, level ALPHA)."""
+    from sampling_laws import ALPHA, chisquare_pvalue, count, sequential_law
+
+    _, Y = synthetic(n=8, q=3)
+    policy = Random(Y, seed=4)
+    trials = 40_000
+    rows = [tuple(policy.draw(2).tolist()) for _ in range(trials)]
+    assert all(a != b for a, b in rows)
+    assert chisquare_pvalue(count(rows), sequential_law(np.ones(8), 2), trials) > ALPHA

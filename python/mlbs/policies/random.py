@@ -23,17 +23,18 @@ class Random(Policy):
         """Nothing to rebuild: P is uniform."""
 
     def draw(self, k: int) -> np.ndarray:
-        """k distinct uniform samples: rejection of repeats (O(k)) when k <= n/4, else a
-        permutation prefix."""
+        """k distinct uniform samples: rejection of repeats (O(k log k)) when k <= n/4, else a
+        permutation prefix. Draws that repeat an earlier one are replaced by fresh draws, in
+        order, which is sequential uniform sampling without replacement."""
         if 4 * k > self.n:
             return self.rng.permutation(self.n)[:k]
-        out = np.empty(0, dtype=np.int64)
-        while out.size < k:
-            more = self.rng.integers(self.n, size=k - out.size)
-            both = np.concatenate([out, more])
-            _, first = np.unique(both, return_index=True)
-            out = both[np.sort(first)]
-        return out
+        out = self.rng.integers(self.n, size=k)
+        while True:
+            ordered = np.sort(out)
+            if not (ordered[1:] == ordered[:-1]).any():  # the usual case when k^2 << n
+                return out
+            _, first = np.unique(out, return_index=True)
+            out = np.concatenate([out[np.sort(first)], self.rng.integers(self.n, size=k - first.size)])
 
     def probabilities(self) -> np.ndarray:
         return np.full(self.n, 1.0 / self.n)
