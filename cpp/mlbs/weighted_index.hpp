@@ -45,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -104,6 +105,9 @@ inline void check_indices(const std::int64_t* idx, std::size_t k, std::size_t n)
 }
 
 inline void check_weights(const double* w, std::size_t k, const std::int64_t* idx = nullptr) {
+  std::size_t bad = 0;  // a branch-free (vectorised) pass first; the slow search only on failure
+  for (std::size_t t = 0; t < k; ++t) bad += !(w[t] >= 0.0 && w[t] <= std::numeric_limits<double>::max());
+  if (bad == 0) return;
   for (std::size_t t = 0; t < k; ++t) {
     if (!(w[t] >= 0.0) || !std::isfinite(w[t])) {
       const std::size_t item = idx ? static_cast<std::size_t>(idx[t]) : t;
@@ -167,11 +171,13 @@ class WeightedIndex {
   // Set all n weights: O(n).
   void assign(const double* w) {
     check_weights(w, n_);
-    nonzero_ = 0;
+    std::size_t positive = 0;
+    double* leaves = leaves_.data();
     for (std::size_t i = 0; i < n_; ++i) {
-      leaves_[i] = w[i] + 0.0;
-      nonzero_ += w[i] > 0;
+      leaves[i] = w[i] + 0.0;
+      positive += w[i] > 0;
     }
+    nonzero_ = positive;
     for (std::size_t l = 0; l < levels(); ++l)
       for (std::size_t b = 0; b < blocks(l); ++b) recompute_block(l, b);
   }
