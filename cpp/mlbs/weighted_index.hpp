@@ -45,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
@@ -389,9 +390,15 @@ class WeightedIndex {
       u = 0.5 * std::fabs(v[j]);
       return j;
     }
-    // u -= P_{j-1} (0 for j = 0) without a branch: a mispredicted one would flush the walks
-    // that run ahead in the out-of-order window. p is finite, so p * 0.0 = 0.
-    u -= p[(j + kFanout - 1) & (kFanout - 1)] * static_cast<double>(j > 0);
+    // u -= P_{j-1} (0 for j = 0) without a branch: a mispredicted one (1 walk in 8) would
+    // flush the walks running ahead in the out-of-order window. The bits of P_{j-1} are cleared
+    // for j = 0 by an integer mask (compilers turn a multiply by (j > 0) back into a branch).
+    std::uint64_t bits;
+    std::memcpy(&bits, p + ((j + kFanout - 1) & (kFanout - 1)), sizeof bits);
+    bits &= std::uint64_t(0) - static_cast<std::uint64_t>(j > 0);
+    double below;
+    std::memcpy(&below, &bits, sizeof below);
+    u -= below;
     return j;
   }
 
