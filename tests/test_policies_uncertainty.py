@@ -468,3 +468,33 @@ def test_bad_input():
         RecencyBias(Y, window=17)
     with pytest.raises(ValueError, match="shape"):
         Uncertain(Y).load_state_dict({**Uncertain(Y).state_dict(), "signals": Uncertain(Y[:, :2]).signals.state_dict()})
+
+
+def test_d2ace_refresh_leaves_torch_threads_alone():
+    """The refresh's parallel kernels must not change the OpenMP thread count that torch shares
+    (numba's OpenMP layer sets it to the number of numba threads). Run in a fresh process, where
+    the threading layer is chosen at the first parallel launch."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    code = """
+import numpy as np, scipy.sparse as sp, torch, numba
+torch.set_num_threads(1)
+torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads()  # torch in use, as in training
+from mlbs.policies.d2ace import d2ace_scores, local_context
+rng = np.random.default_rng(0)
+n, q = 500, 12
+Y = sp.csr_matrix((rng.random((n, q)) < 0.2).astype(np.int8))
+Z = local_context(Y, rng.integers(0, n, (n, 3)))
+d2ace_scores(rng.random((n, q)), rng.random((n, q)) * 0.5, rng.random((n, q)), Y, Z)
+print(torch.get_num_threads(), numba.threading_layer())
+"""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(os.path.dirname(__import__("mlbs").__file__)),
+                                                    env.get("PYTHONPATH", "")] if p)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    threads, layer = out.stdout.split()
+    assert threads == "1", f"torch threads became {threads} after a refresh on the {layer} layer"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from llvmlite import ir
@@ -23,6 +24,14 @@ from mlbs.policies.epochwise import EpochPolicy, resolve_options
 from mlbs.policies.schedules import check_schedule, d2ace_beta, d2ace_pressure
 from mlbs.policies.signals import PredictionWindow, fsum, vexp
 from mlbs.policies.transforms import quantized_min_max
+
+# The refresh's parallel kernels run on numba's "workqueue" threads unless the user chose a
+# threading layer. Numba's OpenMP layer would set the process-wide OpenMP thread count, which
+# torch shares: torch.get_num_threads() would silently go from the user's 1 to the number of
+# cores after the first refresh (measured: training steps then ran up to 10x slower with two
+# runs on two cores). The kernels' results do not depend on the layer (fixed partitions).
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
 
 LOSS_TRANSFORMS = ("1-exp", "2-exp")
 MIXTURES = ("deterministic", "per_draw", "per_batch")
