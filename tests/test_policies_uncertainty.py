@@ -491,9 +491,7 @@ Z = local_context(Y, rng.integers(0, n, (n, 3)))
 d2ace_scores(rng.random((n, q)), rng.random((n, q)) * 0.5, rng.random((n, q)), Y, Z)
 print(torch.get_num_threads(), numba.threading_layer())
 """
-    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.dirname(os.path.dirname(__import__("mlbs").__file__)),
-                                                    env.get("PYTHONPATH", "")] if p)
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     threads, layer = out.stdout.split()
