@@ -506,6 +506,21 @@ Bulk calls release the GIL: one index must not be used from several threads at o
       },
       py::arg("indices"), "1-based ascending ranks of the given items.");
   ri.def(
+      "select",
+      [](const mlbs::RankIndex& self, const py::handle& ranks) {
+        IndexArray r = as_indices(ranks);
+        const std::int64_t n = static_cast<std::int64_t>(self.size());
+        for (py::ssize_t t = 0; t < r.size(); ++t)
+          if (r.data()[t] < 1 || r.data()[t] > n)
+            throw py::index_error("rank " + std::to_string(r.data()[t]) + " at position " +
+                                  std::to_string(t) + " is out of range 1.." + std::to_string(n));
+        IndexArray out(r.size());
+        for (py::ssize_t t = 0; t < r.size(); ++t)
+          out.mutable_data()[t] = static_cast<std::int64_t>(self.select(static_cast<std::size_t>(r.data()[t])));
+        return out;
+      },
+      py::arg("ranks"), "Items of the given 1-based ascending ranks (the inverse of rank).");
+  ri.def(
       "order",
       [](const mlbs::RankIndex& self) {
         IndexArray out(static_cast<py::ssize_t>(self.size()));

@@ -47,9 +47,24 @@ def histories(draw):
     return n, start, updates
 
 
-@settings(max_examples=150, deadline=None)
-@given(histories(), st.sampled_from([1.0, 1.5, 8.0, 1e4]))
-def test_ranks_and_probabilities_match_reference(history, pressure):
+@st.composite
+def large_histories(draw):
+    """Over a thousand items and updates of hundreds of them at once, with many ties: blocks of
+    the index are split and merged (it keeps a few hundred items per block)."""
+    n = draw(st.integers(600, 2500))
+    levels = draw(st.integers(1, 50))  # scores from a few values: long runs of ties
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    start = rng.integers(0, levels, n).astype(float)
+    updates = []
+    for _ in range(draw(st.integers(1, 6))):
+        k = draw(st.integers(1, 900))
+        lo = draw(st.integers(0, n - 1))  # a run of consecutive ranks leaves its blocks
+        idx = np.argsort(start, kind="stable")[lo : lo + k] if draw(st.booleans()) else rng.integers(0, n, k)
+        updates.append((idx.tolist(), (rng.integers(0, levels, len(idx)) + draw(st.sampled_from([0.0, 1e3]))).tolist()))
+    return n, start.tolist(), updates
+
+
+def check_against_reference(history, pressure):
     n, start, updates = history
     index = RankIndex(n, seed=0)
     ref = np.array(start, dtype=float)
@@ -58,10 +73,46 @@ def test_ranks_and_probabilities_match_reference(history, pressure):
         index.update(np.array(idx, dtype=np.int64), np.array(s, dtype=float))
         for i, x in zip(idx, s):
             ref[i] = x
+    order = np.lexsort((np.arange(n), ref))
     np.testing.assert_array_equal(index.scores(), ref)
     np.testing.assert_array_equal(index.rank(np.arange(n)), reference_ranks(ref))
-    np.testing.assert_array_equal(index.order(), np.lexsort((np.arange(n), ref)))
+    np.testing.assert_array_equal(index.order(), order)
+    np.testing.assert_array_equal(index.select(np.arange(1, n + 1)), order)
     np.testing.assert_allclose(index.probabilities(pressure), reference_probabilities(ref, pressure), rtol=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories(), st.sampled_from([1.0, 1.5, 8.0, 1e4]))
+def test_ranks_and_probabilities_match_reference(history, pressure):
+    check_against_reference(history, pressure)
+
+
+@settings(max_examples=40, deadline=None)
+@given(large_histories(), st.sampled_from([1.0, 8.0]))
+def test_ranks_match_reference_across_block_splits_and_merges(history, pressure):
+    check_against_reference(history, pressure)
+
+
+def test_order_survives_blocks_emptied_and_overfilled():
+    """Two runs of 512 consecutive ranks move to the top (their blocks empty and merge, the top
+    block overflows and splits), then every item is tied, then scores are reversed."""
+    n = 3000
+    index = RankIndex(n, seed=0)
+    ref = np.arange(n, dtype=float)
+    index.assign(ref)
+    steps = [
+        (np.arange(256, 768), 1e6 + np.arange(512.0)),
+        (np.arange(1500, 2012), 2e6 + np.arange(512.0)),
+        (np.arange(n)[::-1], np.zeros(n)),
+        (np.arange(n), -np.arange(n, dtype=float)),
+    ]
+    for idx, s in steps:
+        index.update(idx, s)
+        ref[idx] = s
+        order = np.lexsort((np.arange(n), ref))
+        np.testing.assert_array_equal(index.order(), order)
+        np.testing.assert_array_equal(index.select(np.arange(1, n + 1)), order)
+        np.testing.assert_array_equal(index.rank(np.arange(n)), reference_ranks(ref))
 
 
 def test_initial_ranks_follow_ids():
@@ -124,6 +175,10 @@ def test_bad_input_raises_and_changes_nothing():
     for bad in [0.5, np.nan, np.inf]:
         with pytest.raises(ValueError, match="pressure"):
             index.draw(1, bad)
+    with pytest.raises(IndexError, match="rank 0"):
+        index.select([1, 0])
+    with pytest.raises(IndexError, match="rank 11"):
+        index.select([11])
     with pytest.raises(ValueError, match="11 distinct items out of 10"):
         index.draw_distinct(11, 8.0)
     with pytest.raises(ValueError, match="at least one item"):

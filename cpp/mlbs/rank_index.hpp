@@ -5,17 +5,17 @@
 //
 // where ranks are ascending (the largest score has rank n) and ties are broken by item id
 // (equal scores: the smaller id gets the smaller rank). Changing one score and drawing one item
-// both take O(log n) expected time, exactly (no bucketing of ranks).
+// both take O(log n) amortised time, exactly (no bucketing of ranks).
 //
-// Structure. A treap over the pairs (score_i, i) with subtree sizes. Node i is item i, so the
-// nodes live in flat arrays (20 bytes per item). Priorities are a fixed hash of the item id, not
-// random state, so the tree's shape is a function of the scores alone and its expected depth is
-// O(log n) whatever order the scores arrive in.
+// Structure. The items in ascending (score, id) order, held by a SortedBlocks (sorted blocks of
+// a few hundred entries with a Fenwick tree over their sizes, 20 to 32 bytes per item with the
+// scores): changing a score is a removal and an insertion, finding the item of a rank a Fenwick
+// descent and one read in a block, both O(log n) with few cache misses. The order is a function
+// of the scores alone, so the draws are too (given the generator's state).
 //
 // Draws. A rank is drawn by inverting the CDF of the truncated geometric law above:
 //     P(R <= r) = (s^(r/n) - 1) / (s - 1)   =>   R = ceil(n * log1p(U (s - 1)) / log(s)),
-// U uniform on [0, 1) (s = 1: R = floor(U n) + 1), then the item of rank R is found by walking
-// down the subtree sizes. Distinct draws reject repeated ranks; in the rare case that the drawn
+// U uniform on [0, 1) (s = 1: R = floor(U n) + 1), then the item of rank R is selected. Distinct draws reject repeated ranks; in the rare case that the drawn
 // mass passes half of the total (k a sizable fraction of n), the remaining draws come from a
 // temporary WeightedIndex over the rank weights with the drawn ranks set to zero (O(n) once).
 #pragma once
@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,7 @@
 
 #include "index_set.hpp"
 #include "rng.hpp"
+#include "sorted_blocks.hpp"
 #include "weighted_index.hpp"
 
 namespace mlbs {
@@ -38,14 +40,12 @@ class RankIndex {
  public:
   explicit RankIndex(std::size_t n, std::uint64_t seed = 0) : n_(n), rng_(seed) {
     if (n == 0) throw std::invalid_argument("a RankIndex needs at least one item (n = 0)");
-    if (n >= kNil) throw std::invalid_argument("a RankIndex holds at most 2^32 - 2 items");
+    if (n > std::numeric_limits<std::uint32_t>::max())
+      throw std::invalid_argument("a RankIndex holds at most 2^32 - 1 items");
     score_.assign(n, 0.0);
-    left_.assign(n, kNil);
-    right_.assign(n, kNil);
-    size_.assign(n, 1);
     std::vector<std::uint32_t> order(n);
     std::iota(order.begin(), order.end(), 0u);
-    build(order);
+    sorted_.build(order, score_.data());
   }
 
   std::size_t size() const { return n_; }
@@ -59,8 +59,10 @@ class RankIndex {
     std::copy(s, s + n_, score_.begin());
     std::vector<std::uint32_t> order(n_);
     std::iota(order.begin(), order.end(), 0u);
-    std::sort(order.begin(), order.end(), [this](std::uint32_t a, std::uint32_t b) { return less(a, b); });
-    build(order);
+    std::sort(order.begin(), order.end(), [this](std::uint32_t a, std::uint32_t b) {
+      return score_[a] < score_[b] || (score_[a] == score_[b] && a < b);
+    });
+    sorted_.build(order, score_.data());
   }
 
   // score[idx[t]] = s[t] in order (a repeated index keeps its last score). O(k log n).
@@ -70,45 +72,19 @@ class RankIndex {
     for (std::size_t t = 0; t < k; ++t) {
       const auto x = static_cast<std::uint32_t>(idx[t]);
       if (score_[x] == s[t]) continue;
-      root_ = erase(root_, x);
+      sorted_.erase(score_[x], x);
       score_[x] = s[t];
-      left_[x] = right_[x] = kNil;
-      size_[x] = 1;
-      root_ = insert(root_, x);
+      sorted_.insert(score_[x], x);
     }
   }
 
   // 1-based ascending rank of item i.
   std::size_t rank(std::size_t i) const {
-    const auto x = static_cast<std::uint32_t>(i);
-    std::size_t r = 0;
-    std::uint32_t t = root_;
-    while (t != x) {
-      if (less(x, t)) {
-        t = left_[t];
-      } else {
-        r += sz(left_[t]) + 1;
-        t = right_[t];
-      }
-    }
-    return r + sz(left_[x]) + 1;
+    return sorted_.rank(score_[i], static_cast<std::uint32_t>(i)) + 1;
   }
 
   // Item of 1-based rank r.
-  std::size_t select(std::size_t r) const {
-    std::uint32_t t = root_;
-    for (;;) {
-      const std::size_t ls = sz(left_[t]);
-      if (r <= ls) {
-        t = left_[t];
-      } else if (r == ls + 1) {
-        return t;
-      } else {
-        r -= ls + 1;
-        t = right_[t];
-      }
-    }
-  }
+  std::size_t select(std::size_t r) const { return sorted_.select(r - 1); }
 
   // k independent draws of items with p(rank r) proportional to pressure^(r/n).
   void draw(std::size_t k, double pressure, std::int64_t* out) {
@@ -145,18 +121,16 @@ class RankIndex {
     double total = 0.0;
     for (double w : by_rank) total += w;
     std::size_t r = 0;
-    in_order(root_, [&](std::uint32_t x) { out[x] = by_rank[r++] / total; });
+    sorted_.for_each([&](std::uint32_t x) { out[x] = by_rank[r++] / total; });
   }
 
   // Ascending order of the items (item of rank 1 first).
   void order(std::int64_t* out) const {
     std::size_t r = 0;
-    in_order(root_, [&](std::uint32_t x) { out[r++] = x; });
+    sorted_.for_each([&](std::uint32_t x) { out[r++] = x; });
   }
 
  private:
-  static constexpr std::uint32_t kNil = 0xFFFFFFFFu;
-
   // The rank law p(r) proportional to s^(r/n): weights and inverse-CDF sampling.
   class RankLaw {
    public:
@@ -208,113 +182,9 @@ class RankIndex {
     }
   }
 
-  std::size_t sz(std::uint32_t t) const { return t == kNil ? 0 : size_[t]; }
-  void pull(std::uint32_t t) { size_[t] = static_cast<std::uint32_t>(sz(left_[t]) + sz(right_[t]) + 1); }
-
-  // Order of the treap: (score, id) ascending.
-  bool less(std::uint32_t a, std::uint32_t b) const {
-    return score_[a] < score_[b] || (score_[a] == score_[b] && a < b);
-  }
-  // Heap order: a fixed hash of the id, ties by id (a total order, so the shape is canonical).
-  static bool above(std::uint32_t a, std::uint32_t b) {
-    const std::uint64_t pa = priority(a), pb = priority(b);
-    return pa > pb || (pa == pb && a < b);
-  }
-  static std::uint64_t priority(std::uint32_t id) {
-    std::uint64_t x = id;
-    return Rng::splitmix64(x);
-  }
-
-  // Split t into the nodes ordered before x and after x (x itself is not in t).
-  void split(std::uint32_t t, std::uint32_t x, std::uint32_t& lo, std::uint32_t& hi) {
-    if (t == kNil) {
-      lo = hi = kNil;
-    } else if (less(t, x)) {
-      split(right_[t], x, right_[t], hi);
-      lo = t;
-      pull(t);
-    } else {
-      split(left_[t], x, lo, left_[t]);
-      hi = t;
-      pull(t);
-    }
-  }
-
-  std::uint32_t merge(std::uint32_t a, std::uint32_t b) {
-    if (a == kNil) return b;
-    if (b == kNil) return a;
-    if (above(a, b)) {
-      right_[a] = merge(right_[a], b);
-      pull(a);
-      return a;
-    }
-    left_[b] = merge(a, left_[b]);
-    pull(b);
-    return b;
-  }
-
-  std::uint32_t insert(std::uint32_t t, std::uint32_t x) {
-    if (t == kNil) return x;
-    if (above(x, t)) {
-      split(t, x, left_[x], right_[x]);
-      pull(x);
-      return x;
-    }
-    if (less(x, t)) left_[t] = insert(left_[t], x);
-    else right_[t] = insert(right_[t], x);
-    pull(t);
-    return t;
-  }
-
-  std::uint32_t erase(std::uint32_t t, std::uint32_t x) {
-    if (t == x) return merge(left_[x], right_[x]);
-    if (less(x, t)) left_[t] = erase(left_[t], x);
-    else right_[t] = erase(right_[t], x);
-    pull(t);
-    return t;
-  }
-
-  // Cartesian tree of items already in ascending order: O(n) with a stack of the right spine.
-  void build(const std::vector<std::uint32_t>& sorted) {
-    std::vector<std::uint32_t> spine;
-    for (std::uint32_t x : sorted) {
-      left_[x] = right_[x] = kNil;
-      std::uint32_t last = kNil;
-      while (!spine.empty() && above(x, spine.back())) {
-        last = spine.back();
-        spine.pop_back();
-        pull(last);
-      }
-      left_[x] = last;
-      if (!spine.empty()) right_[spine.back()] = x;
-      spine.push_back(x);
-    }
-    root_ = spine.front();
-    while (!spine.empty()) {
-      pull(spine.back());
-      spine.pop_back();
-    }
-  }
-
-  template <class Visit>
-  void in_order(std::uint32_t t, Visit&& visit) const {
-    std::vector<std::uint32_t> stack;
-    while (t != kNil || !stack.empty()) {
-      while (t != kNil) {
-        stack.push_back(t);
-        t = left_[t];
-      }
-      t = stack.back();
-      stack.pop_back();
-      visit(t);
-      t = right_[t];
-    }
-  }
-
   std::size_t n_;
   std::vector<double> score_;
-  std::vector<std::uint32_t> left_, right_, size_;
-  std::uint32_t root_ = kNil;
+  SortedBlocks sorted_;  // the items in ascending (score, id) order
   Rng rng_;
   IndexSet seen_;
 };

@@ -11,8 +11,9 @@ from mlbs.policies.base import Policy, check_pressure
 class Hard(Policy):
     """p_i proportional to s^(r_i / N), r_i the ascending rank of sample i's latest loss.
 
-    Ranks are exact at every draw: the losses live in a :class:`mlbs.RankIndex` (an order
-    statistics tree), so changing one loss and drawing one sample are O(log N). Equal losses
+    Ranks are exact at every draw: the losses live in a :class:`mlbs.RankIndex` (sorted blocks
+    with a Fenwick tree over their sizes), so changing one loss and drawing one sample are
+    O(log N). Equal losses
     are ranked by sample index (methods.md 4, "Edge cases").
 
     Parameters
