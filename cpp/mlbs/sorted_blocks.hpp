@@ -9,9 +9,9 @@
 // search) and a Fenwick tree over the block sizes (for the number of entries before a block, and
 // to find the block holding position r). One insert or remove: a binary search over the bounds
 // (O(log(n / kTarget))), one inside a block (O(log kTarget)), a shift of at most kMax entries and
-// a Fenwick update (O(log(n / kTarget))). Splits and merges rebuild the bounds and the Fenwick
-// tree (O(n / kTarget)); a block needs at least kMin = kTarget / 4 changes between two of them,
-// so their cost per change is O(n / kTarget^2) amortised. Against a binary search tree over n
+// a Fenwick update (O(log(n / kTarget))). Splits and merges shift the list of blocks and rebuild
+// the Fenwick tree (O(n / kTarget)); a block needs at least kMin = kTarget / 4 changes between
+// two of them, so their cost per change is O(n / kTarget^2) amortised. Against a binary search tree over n
 // nodes (one cache miss per level, about 2 ln n levels) the searches here stay in a few small
 // arrays: see docs/benchmarks.md.
 //
@@ -37,6 +37,7 @@ class SortedBlocks {
   // The entries (key[id], id) for the ids in `sorted`, which must be in ascending order: O(n).
   void build(const std::vector<std::uint32_t>& sorted, const double* key) {
     blocks_.clear();
+    bound_.clear();
     for (std::size_t start = 0; start < sorted.size() || blocks_.empty(); start += kTarget) {
       Block b;
       const std::size_t end = std::min(sorted.size(), start + kTarget);
@@ -44,6 +45,7 @@ class SortedBlocks {
         b.key.push_back(key[sorted[i]]);
         b.id.push_back(sorted[i]);
       }
+      bound_.push_back(b.size() > 0 ? Entry{b.key.back(), b.id.back()} : Entry{0.0, 0});
       blocks_.push_back(std::move(b));
     }
     reindex();
@@ -161,6 +163,7 @@ class SortedBlocks {
   }
 
   // Block c's upper half becomes a new block c + 1.
+  // The new block keeps block c's old bound; block c's is now its last entry.
   void split(std::size_t c) {
     Block upper;
     Block& b = blocks_[c];
@@ -169,11 +172,13 @@ class SortedBlocks {
     upper.id.assign(b.id.begin() + half, b.id.end());
     b.key.resize(static_cast<std::size_t>(half));
     b.id.resize(static_cast<std::size_t>(half));
+    const Entry last{b.key.back(), b.id.back()};
     blocks_.insert(blocks_.begin() + static_cast<std::ptrdiff_t>(c) + 1, std::move(upper));
+    bound_.insert(bound_.begin() + static_cast<std::ptrdiff_t>(c), last);
   }
 
-  // Join block c with its next block (or its previous one, for the last block); split the
-  // result again if it is too large.
+  // Join block c with its next block (or its previous one, for the last block), which keeps the
+  // later block's bound; split the result again if it is too large.
   void merge_with_neighbour(std::size_t c) {
     const std::size_t lo = c + 1 < blocks_.size() ? c : c - 1;
     Block& a = blocks_[lo];
@@ -181,20 +186,19 @@ class SortedBlocks {
     a.key.insert(a.key.end(), b.key.begin(), b.key.end());
     a.id.insert(a.id.end(), b.id.begin(), b.id.end());
     blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(lo) + 1);
+    bound_.erase(bound_.begin() + static_cast<std::ptrdiff_t>(lo));
     if (blocks_[lo].size() > kMax) split(lo);
   }
 
-  // Block bounds, sizes and the Fenwick tree from the blocks: O(number of blocks).
+  // Sizes and the Fenwick tree from the blocks: O(number of blocks), reading only the blocks'
+  // headers (which lie together), not their entries.
   void reindex() {
     const std::size_t m = blocks_.size();
-    bound_.resize(m);
     tree_.assign(m + 1, 0);
     count_ = 0;
     for (std::size_t c = 0; c < m; ++c) {
-      const Block& b = blocks_[c];
-      if (b.size() > 0) bound_[c] = {b.key.back(), b.id.back()};
-      tree_[c + 1] = static_cast<std::uint32_t>(b.size());
-      count_ += b.size();
+      tree_[c + 1] = static_cast<std::uint32_t>(blocks_[c].size());
+      count_ += blocks_[c].size();
     }
     for (std::size_t i = 1; i <= m; ++i) {  // in-place Fenwick construction
       const std::size_t parent = i + (i & (~i + 1));
@@ -206,8 +210,8 @@ class SortedBlocks {
 
   std::vector<Block> blocks_;
   // bound_[c] is not below any entry of block c and below every entry of block c + 1. Set to the
-  // last entry of c when the blocks change shape, it stays a valid bound through insertions and
-  // removals: an entry is inserted into block c only if it is not above bound_[c], and into
+  // last entry of c when the block is built or split, it stays a valid bound through insertions
+  // and removals: an entry is inserted into block c only if it is not above bound_[c], and into
   // block c + 1 only if it is above. (The last block's bound is never read.)
   std::vector<Entry> bound_;
   std::vector<std::uint32_t> tree_;   // Fenwick tree over the block sizes, 1-based
