@@ -113,6 +113,7 @@ def test_order_survives_blocks_emptied_and_overfilled():
         np.testing.assert_array_equal(index.order(), order)
         np.testing.assert_array_equal(index.select(np.arange(1, n + 1)), order)
         np.testing.assert_array_equal(index.rank(np.arange(n)), reference_ranks(ref))
+    assert sorted(index.draw_distinct(n, 8.0).tolist()) == list(range(n))  # the fallback path
 
 
 def test_initial_ranks_follow_ids():
