@@ -15,16 +15,16 @@
 //
 // Draws. A rank is drawn by inverting the CDF of the truncated geometric law above:
 //     P(R <= r) = (s^(r/n) - 1) / (s - 1)   =>   R = ceil(n * log1p(U (s - 1)) / log(s)),
-// U uniform on [0, 1) (s = 1: R = floor(U n) + 1), then the item of rank R is selected. Distinct draws reject repeated ranks; in the rare case that the drawn
-// mass passes half of the total (k a sizable fraction of n), the remaining draws come from a
-// temporary WeightedIndex over the rank weights with the drawn ranks set to zero (O(n) once).
+// U uniform on [0, 1) (s = 1: R = floor(U n) + 1), then the item of rank R is selected.
+// Distinct draws reject repeated ranks; in the rare case that the drawn mass passes half of the
+// total (k a sizable fraction of n), the remaining draws come from a temporary WeightedIndex over
+// the rank weights with the drawn ranks set to zero (O(n) once).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -43,9 +43,7 @@ class RankIndex {
     if (n > std::numeric_limits<std::uint32_t>::max())
       throw std::invalid_argument("a RankIndex holds at most 2^32 - 1 items");
     score_.assign(n, 0.0);
-    std::vector<std::uint32_t> order(n);
-    std::iota(order.begin(), order.end(), 0u);
-    sorted_.build(order, score_.data());
+    sorted_.assign(score_.data(), n);
   }
 
   std::size_t size() const { return n_; }
@@ -57,12 +55,7 @@ class RankIndex {
   void assign(const double* s) {
     check_scores(s, n_);
     std::copy(s, s + n_, score_.begin());
-    std::vector<std::uint32_t> order(n_);
-    std::iota(order.begin(), order.end(), 0u);
-    std::sort(order.begin(), order.end(), [this](std::uint32_t a, std::uint32_t b) {
-      return score_[a] < score_[b] || (score_[a] == score_[b] && a < b);
-    });
-    sorted_.build(order, score_.data());
+    sorted_.assign(score_.data(), n_);
   }
 
   // score[idx[t]] = s[t] in order (a repeated index keeps its last score). O(k log n).

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
 #include <stdexcept>
 #include <vector>
 
@@ -30,12 +31,19 @@ namespace mlbs {
 
 class SortedBlocks {
  public:
-  static constexpr std::size_t kTarget = 256;       // entries per block after a build or a split
+  static constexpr std::size_t kTarget = 256;       // entries per block after an assign or a split
   static constexpr std::size_t kMax = 2 * kTarget;  // a larger block is split in two
   static constexpr std::size_t kMin = kTarget / 4;  // a smaller one is merged with a neighbour
 
-  // The entries (key[id], id) for the ids in `sorted`, which must be in ascending order: O(n).
-  void build(const std::vector<std::uint32_t>& sorted, const double* key) {
+  // The entries (key[id], id) for id = 0..n-1: O(n log n), O(n) if they are in order already.
+  void assign(const double* key, std::size_t n) {
+    std::vector<std::uint32_t> sorted(n);
+    std::iota(sorted.begin(), sorted.end(), 0u);
+    const auto by_entry = [key](std::uint32_t a, std::uint32_t b) {
+      return less(key[a], a, key[b], b);
+    };
+    if (!std::is_sorted(sorted.begin(), sorted.end(), by_entry))
+      std::sort(sorted.begin(), sorted.end(), by_entry);
     blocks_.clear();
     bound_.clear();
     for (std::size_t start = 0; start < sorted.size() || blocks_.empty(); start += kTarget) {
@@ -210,7 +218,7 @@ class SortedBlocks {
 
   std::vector<Block> blocks_;
   // bound_[c] is not below any entry of block c and below every entry of block c + 1. Set to the
-  // last entry of c when the block is built or split, it stays a valid bound through insertions
+  // last entry of c when the block is assigned or split, it stays a valid bound through insertions
   // and removals: an entry is inserted into block c only if it is not above bound_[c], and into
   // block c + 1 only if it is above. (The last block's bound is never read.)
   std::vector<Entry> bound_;
