@@ -1,8 +1,8 @@
 // SortedBlocks: items kept in ascending order of (key, id), with O(log n) rank and select and
 // cheap insertion and removal. The order-statistics structure behind RankIndex.
 //
-// Layout. The sorted sequence is cut into blocks of consecutive entries (kTarget entries after a
-// build or a split; a block is split above kMax entries and merged with a neighbour below kMin).
+// Layout. The sorted sequence is cut into blocks of consecutive entries (kTarget entries after
+// an assign or a split; a block is split above kMax entries and merged with a neighbour below kMin).
 // Each block stores its keys and ids in two contiguous arrays, so finding a position in it and
 // shifting entries to insert or remove one touch a few cache lines that lie together. Beside the
 // blocks: a bound between each block and the next (to find the block of an entry by binary
@@ -11,9 +11,9 @@
 // (O(log(n / kTarget))), one inside a block (O(log kTarget)), a shift of at most kMax entries and
 // a Fenwick update (O(log(n / kTarget))). Splits and merges shift the list of blocks and rebuild
 // the Fenwick tree (O(n / kTarget)); a block needs at least kMin = kTarget / 4 changes between
-// two of them, so their cost per change is O(n / kTarget^2) amortised. Against a binary search tree over n
-// nodes (one cache miss per level, about 2 ln n levels) the searches here stay in a few small
-// arrays: see docs/benchmarks.md.
+// two of them, so their cost per change is O(n / kTarget^2) amortised. Against a binary search
+// tree over n nodes (one cache miss per level, about 2 ln n levels) the searches here stay in a
+// few small arrays: see docs/benchmarks.md.
 //
 // Order. (key_a, id_a) < (key_b, id_b) iff key_a < key_b, or the keys are equal and id_a < id_b:
 // a total order, so the sequence is a function of the keys alone, whatever the order of the
