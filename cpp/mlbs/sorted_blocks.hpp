@@ -59,8 +59,6 @@ class SortedBlocks {
     reindex();
   }
 
-  std::size_t size() const { return count_; }
-
   // Add the entry (key, id); it must not be present.
   void insert(double key, std::uint32_t id) {
     const std::size_t c = locate(key, id);
@@ -68,7 +66,6 @@ class SortedBlocks {
     const std::size_t p = b.lower_bound(key, id);
     b.key.insert(b.key.begin() + static_cast<std::ptrdiff_t>(p), key);
     b.id.insert(b.id.begin() + static_cast<std::ptrdiff_t>(p), id);
-    ++count_;
     if (b.size() > kMax) {
       split(c);
       reindex();
@@ -86,7 +83,6 @@ class SortedBlocks {
       throw std::logic_error("SortedBlocks::erase: the entry is not present");
     b.key.erase(b.key.begin() + static_cast<std::ptrdiff_t>(p));
     b.id.erase(b.id.begin() + static_cast<std::ptrdiff_t>(p));
-    --count_;
     if (b.size() < kMin && blocks_.size() > 1) {
       merge_with_neighbour(c);
       reindex();
@@ -101,7 +97,7 @@ class SortedBlocks {
     return before(c) + blocks_[c].lower_bound(key, id);
   }
 
-  // Id of the entry at 0-based position r < size().
+  // Id of the entry at 0-based position r (r below the number of entries).
   std::uint32_t select(std::size_t r) const {
     std::size_t c = 0;  // Fenwick descent: the last block c with before(c) <= r
     for (std::size_t step = top_; step > 0; step >>= 1) {
@@ -203,11 +199,7 @@ class SortedBlocks {
   void reindex() {
     const std::size_t m = blocks_.size();
     tree_.assign(m + 1, 0);
-    count_ = 0;
-    for (std::size_t c = 0; c < m; ++c) {
-      tree_[c + 1] = static_cast<std::uint32_t>(blocks_[c].size());
-      count_ += blocks_[c].size();
-    }
+    for (std::size_t c = 0; c < m; ++c) tree_[c + 1] = static_cast<std::uint32_t>(blocks_[c].size());
     for (std::size_t i = 1; i <= m; ++i) {  // in-place Fenwick construction
       const std::size_t parent = i + (i & (~i + 1));
       if (parent <= m) tree_[parent] += tree_[i];
@@ -224,7 +216,6 @@ class SortedBlocks {
   std::vector<Entry> bound_;
   std::vector<std::uint32_t> tree_;   // Fenwick tree over the block sizes, 1-based
   std::size_t top_ = 1;               // largest power of two <= number of blocks
-  std::size_t count_ = 0;
 };
 
 }  // namespace mlbs
