@@ -13,8 +13,7 @@ class Hard(Policy):
 
     Ranks are exact at every draw: the losses live in a :class:`mlbs.RankIndex` (sorted blocks
     with a Fenwick tree over their sizes), so changing one loss and drawing one sample are
-    O(log N). Equal losses
-    are ranked by sample index (methods.md 4, "Edge cases").
+    O(log N). Equal losses are ranked by sample index (methods.md 4, "Edge cases").
 
     Parameters
     ----------
