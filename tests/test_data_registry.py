@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import lzma
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,13 +21,27 @@ def test_missing_dataset_error_says_where_and_what(tmp_path):
     assert "MLBS_DATA" in msg
 
 
-def test_environment_variable_and_default_candidates(tmp_path, monkeypatch):
+def test_environment_variable_and_explicit_folder_are_the_only_candidates(tmp_path, monkeypatch):
     monkeypatch.setenv("MLBS_DATA", str(tmp_path))
     assert candidate_data_dirs() == [tmp_path]
-    assert candidate_data_dirs("elsewhere")[0].name == "elsewhere"
+    assert candidate_data_dirs("elsewhere") == [Path("elsewhere")]
     monkeypatch.delenv("MLBS_DATA")
-    dirs = candidate_data_dirs()
-    assert all(p.parts[-3:] == ("shared", "data", "mulan") for p in dirs)
+    assert candidate_data_dirs() == []
+
+
+def test_no_lookup_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """A MULAN-style folder under the working directory is never used: only the bundle answers."""
+    monkeypatch.delenv("MLBS_DATA", raising=False)
+    fake = tmp_path / "work" / ".." / "shared" / "data" / "mulan" / "yeast"
+    fake.mkdir(parents=True)
+    (fake / "yeast.arff").write_text("not an ARFF file")
+    shutil.copy(BUNDLED_DIR / "yeast.xml", fake / "yeast.xml")
+    (tmp_path / "work").mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path / "work")
+    data = load_dataset("yeast", cache_dir=tmp_path / "c")
+    assert data.info["origin"] == "bundled"
+    with pytest.raises(DatasetNotFoundError, match="No data folder is set"):
+        load_dataset("enron", cache_dir=tmp_path / "c")
 
 
 @pytest.mark.parametrize("name", [s.name for s in REGISTRY.values() if s.bundled])

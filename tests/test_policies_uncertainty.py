@@ -405,9 +405,11 @@ def test_state_dict_round_trip_through_the_selector(make):
 
 
 def test_d2ace_on_yeast_prefers_uncertain_and_hard_samples():
+    from test_data_realdata import real_data_dir
+
     from mlbs.data import load_dataset
 
-    data = load_dataset("yeast", part="train")
+    data = load_dataset("yeast", real_data_dir(), part="train")  # not bundled: skips without the MULAN folder
     X = np.asarray(data.X, dtype=np.float64)
     X = (X - X.min(0)) / np.maximum(X.max(0) - X.min(0), 1e-12)
     Y = sp.csr_matrix(data.Y)

@@ -8,12 +8,16 @@ load and raises :class:`DatasetMismatchError` on a difference.
 
 Where the files are looked for (first match wins):
 
-1. the ``data_dir`` argument, or else the ``MLBS_DATA`` environment variable;
-2. otherwise ``../shared/data/mulan`` relative to the current working
-   directory, then relative to the repository root of this source tree;
-3. for the datasets bundled with the package (yeast, scene, emotions), the
+1. the ``data_dir`` argument (``mlbs --data-dir``), or else the folder named by
+   the ``MLBS_DATA`` environment variable;
+2. for the datasets bundled with the package (yeast, scene, emotions), the
    xz-compressed copies in ``mlbs/data/bundled`` (same bytes as the MULAN
    files, verified by sha256), so the library works offline.
+
+Nothing else is searched: in particular no folder relative to the current
+working directory, so the data a run uses never depends on where it was
+started. Files outside this layout are read with
+:func:`mlbs.data.files.load_path`.
 """
 from __future__ import annotations
 
@@ -29,8 +33,6 @@ __all__ = ["DatasetSpec", "DatasetMismatchError", "DatasetNotFoundError", "REGIS
            "find_dataset_files", "load_dataset", "BUNDLED_DIR"]
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-_DEFAULT_RELATIVE = Path("..") / "shared" / "data" / "mulan"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -147,24 +149,23 @@ def _lookup(name: str) -> DatasetSpec:
 
 
 def candidate_data_dirs(data_dir=None) -> list[Path]:
-    """Folders searched for dataset files, in order (bundled copies excluded).
+    """Folders searched for dataset files (bundled copies excluded).
 
     Parameters
     ----------
     data_dir : path, optional
         Explicit folder; when given it is the only candidate.
+
+    Returns
+    -------
+    list of Path
+        ``[data_dir]``, else ``[$MLBS_DATA]``, else empty (only the bundled
+        copies are available).
     """
     if data_dir is not None:
         return [Path(data_dir)]
     env = os.environ.get("MLBS_DATA")
-    if env:
-        return [Path(env)]
-    out = []
-    for base in (Path.cwd(), _REPO_ROOT):
-        p = (base / _DEFAULT_RELATIVE).resolve()
-        if p not in out:
-            out.append(p)
-    return out
+    return [Path(env)] if env else []
 
 
 def find_dataset_files(name: str, part: str = "union", data_dir=None, allow_bundled: bool = True):
@@ -192,12 +193,14 @@ def find_dataset_files(name: str, part: str = "union", data_dir=None, allow_bund
             return arff, xml, str(base)
     if allow_bundled and spec.bundled and part == "union":
         return BUNDLED_DIR / (fname + ".xz"), BUNDLED_DIR / spec.xml, "bundled"
-    looked = "\n".join(f"  - {b / spec.folder}" for b in dirs)
+    where = ("Looked for {} and {} in:\n{}\n".format(fname, spec.xml, "\n".join(f"  - {b / spec.folder}" for b in dirs))
+             if dirs else "No data folder is set and the package bundles only "
+             f"{', '.join(s.name for s in REGISTRY.values() if s.bundled)} (union files).\n")
     raise DatasetNotFoundError(
-        f"dataset {spec.name!r} ({part}) not found. Looked for {fname} and {spec.xml} in:\n{looked}\n"
-        f"Put the MULAN files there as {spec.folder}/{fname} and {spec.folder}/{spec.xml} "
-        "(see shared/data/mulan/SOURCES.md for sources and sha256), or point the MLBS_DATA environment "
-        "variable / the data_dir argument at the folder that holds the dataset folders.")
+        f"dataset {spec.name!r} ({part}) not found. {where}"
+        f"Put the MULAN files in a folder as {spec.folder}/{fname} and {spec.folder}/{spec.xml} and point the "
+        "MLBS_DATA environment variable, `mlbs --data-dir` or the data_dir argument at that folder "
+        "(the folder that holds the dataset folders).")
 
 
 def load_dataset(name: str, data_dir=None, *, part: str = "union", cache: bool = True, cache_dir=None,
@@ -209,8 +212,8 @@ def load_dataset(name: str, data_dir=None, *, part: str = "union", cache: bool =
     name : str
         Registry name (case-insensitive; aliases such as ``"Arts1"`` accepted).
     data_dir : path, optional
-        Folder holding the dataset folders (default: ``MLBS_DATA``, then
-        ``../shared/data/mulan``; see the module docstring).
+        Folder holding the dataset folders (default: ``MLBS_DATA``; see the
+        module docstring).
     part : {"union", "train", "test"}
     cache : bool
         Use the sha256-keyed parse cache (:mod:`mlbs.data.cache`).
