@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mlbs.data import DataFormatError, load_arff, read_label_xml
+from mlbs.data.arff import IDENTIFIER_MIN_ROWS
 from mlbs.data.cache import cached
 
 DENSE = textwrap.dedent("""\
@@ -60,7 +61,7 @@ def write(tmp_path, name, text):
 
 
 def test_dense_with_xml(tmp_path):
-    d = load_arff(write(tmp_path, "t.arff", DENSE), write(tmp_path, "t.xml", XML))
+    d = load_arff(write(tmp_path, "t.arff", DENSE), write(tmp_path, "t.xml", XML), allow_missing=True)
     assert d.feature_names == ["f1", "f 2", "colour"]
     assert d.label_names == ["L1", "L2", "L3"]  # ARFF order, not XML order
     assert isinstance(d.X, np.ndarray) and d.X.dtype == np.float32
@@ -72,7 +73,9 @@ def test_dense_with_xml(tmp_path):
 
 
 def test_sparse_with_meka_option(tmp_path):
-    d = load_arff(write(tmp_path, "s.arff", SPARSE))
+    with pytest.warns(UserWarning, match=r"last 3 attributes \('L1', 'L2', 'L3'\).*'-C -3'"):
+        d = load_arff(write(tmp_path, "s.arff", SPARSE))
+    assert d.info["labels_from"] == "relation option -C -3"
     assert d.label_names == ["L1", "L2", "L3"]
     assert d.X.format == "csr" and d.X.dtype == np.float32
     np.testing.assert_array_equal(d.X.toarray(), [[1.5, 0, 0], [0, 0, 0], [0, -2, 1]])
@@ -81,7 +84,8 @@ def test_sparse_with_meka_option(tmp_path):
 
 def test_meka_option_positive_means_first(tmp_path):
     text = "@relation 'x: -C 2'\n@attribute A {0,1}\n@attribute B {0,1}\n@attribute f numeric\n@data\n1,0,3.5\n"
-    d = load_arff(write(tmp_path, "m.arff", text))
+    with pytest.warns(UserWarning, match="first 2 attributes"):
+        d = load_arff(write(tmp_path, "m.arff", text))
     assert d.label_names == ["A", "B"] and d.feature_names == ["f"]
 
 
@@ -96,9 +100,9 @@ def test_compressed_files(tmp_path):
     raw = DENSE.encode()
     (tmp_path / "t.arff.xz").write_bytes(lzma.compress(raw))
     (tmp_path / "t.arff.gz").write_bytes(gzip.compress(raw))
-    plain = load_arff(write(tmp_path, "t.arff", DENSE), n_labels=3)
+    plain = load_arff(write(tmp_path, "t.arff", DENSE), n_labels=3, allow_missing=True)
     for name in ("t.arff.xz", "t.arff.gz"):
-        d = load_arff(tmp_path / name, n_labels=3)
+        d = load_arff(tmp_path / name, n_labels=3, allow_missing=True)
         np.testing.assert_array_equal(d.X, plain.X)
         assert (d.Y != plain.Y).nnz == 0
 
@@ -156,7 +160,7 @@ def test_bad_label_value_in_nominal_declared_label(tmp_path):
 def test_malformed_sparse_rows(tmp_path, row, pattern):
     text = SPARSE.split("@data")[0] + "@data\n{0 1}\n" + row + "\n"
     with pytest.raises(DataFormatError, match=pattern) as exc:
-        load_arff(write(tmp_path, "bad.arff", text))
+        load_arff(write(tmp_path, "bad.arff", text), n_labels=3)
     assert exc.value.line == 10
 
 
@@ -193,7 +197,7 @@ def test_cache_roundtrip_and_key(tmp_path):
 
     def parse():
         calls.append(1)
-        return load_arff(src)
+        return load_arff(src, n_labels=3)
 
     a = cached(parse, [src], {"v": 1}, cache_dir=tmp_path / "c")
     b = cached(parse, [src], {"v": 1}, cache_dir=tmp_path / "c")
@@ -209,28 +213,142 @@ def test_cache_roundtrip_and_key(tmp_path):
 def test_nothing_cached_on_malformed_input(tmp_path):
     src = write(tmp_path, "bad.arff", SPARSE.replace("{1 -2", "{1 -2 7"))
     with pytest.raises(DataFormatError):
-        cached(lambda: load_arff(src), [src], {}, cache_dir=tmp_path / "c")
+        cached(lambda: load_arff(src, n_labels=3), [src], {}, cache_dir=tmp_path / "c")
     leftovers = list((tmp_path / "c").glob("*")) if (tmp_path / "c").exists() else []
     assert leftovers == []
 
 
 def test_corrupt_cache_entry_is_ignored(tmp_path):
     src = write(tmp_path, "s.arff", SPARSE)
-    a = cached(lambda: load_arff(src), [src], {}, cache_dir=tmp_path / "c")
+    a = cached(lambda: load_arff(src, n_labels=3), [src], {}, cache_dir=tmp_path / "c")
     with open(a.info["cache_file"], "wb") as fh:
         fh.write(b"not a zip file")
-    b = cached(lambda: load_arff(src), [src], {}, cache_dir=tmp_path / "c")
+    b = cached(lambda: load_arff(src, n_labels=3), [src], {}, cache_dir=tmp_path / "c")
     assert not b.info["cache_hit"] and (a.Y != b.Y).nnz == 0
 
 
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
     src = write(tmp_path, "s.arff", SPARSE)
     monkeypatch.setenv("MLBS_CACHE", str(tmp_path / "envcache"))
-    d = cached(lambda: load_arff(src), [src], {})
+    d = cached(lambda: load_arff(src, n_labels=3), [src], {})
     assert d.info["cache_file"].startswith(str(tmp_path / "envcache"))
 
 
 def test_no_warning_on_clean_file(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        load_arff(write(tmp_path, "t.arff", DENSE), n_labels=3)
+        load_arff(write(tmp_path, "t.arff", DENSE.replace("?", "0")), n_labels=3)
+
+
+# --------------------------------------------------------------------------- label choice and value checks
+def medical_like(tmp_path, with_xml=True):
+    """A small file shaped like MULAN's medical.arff: binary word features first, the labels last,
+    and a stale MEKA option ``-C 3`` that would take the first three word features as labels."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(5)]
+    labels = ["Class-0", "Class-1", "Class-2"]
+    header = ["@relation 'medical: -C 3'"] + [f"@attribute {w} {{0,1}}" for w in words] + \
+             [f"@attribute {c} {{0,1}}" for c in labels] + ["@data"]
+    W = rng.integers(0, 2, (30, 5))
+    L = rng.integers(0, 2, (30, 3))
+    rows = [",".join(map(str, np.r_[w, lab])) for w, lab in zip(W, L)]
+    path = write(tmp_path, "medical.arff", "\n".join(header + rows) + "\n")
+    if with_xml:
+        write(tmp_path, "medical.xml", '<?xml version="1.0"?>\n<labels xmlns="http://mulan.sourceforge.net/labels">'
+              + "".join(f'<label name="{c}"></label>' for c in labels) + "</labels>\n")
+    return path, W, L
+
+
+def test_the_xml_beside_the_arff_decides_the_labels_not_a_stale_meka_option(tmp_path):
+    path, W, L = medical_like(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = load_arff(path)
+    assert d.label_names == ["Class-0", "Class-1", "Class-2"]
+    np.testing.assert_array_equal(d.Y.toarray(), L)
+    np.testing.assert_array_equal(d.X, W)
+    assert d.info["labels_from"] == f"xml beside the ARFF: {tmp_path / 'medical.xml'}"
+
+
+def test_labels_from_the_meka_option_alone_warn_naming_them(tmp_path):
+    path, W, _ = medical_like(tmp_path, with_xml=False)
+    with pytest.warns(UserWarning, match=r"first 3 attributes \('w0', 'w1', 'w2'\).*'-C 3'.*-C q: first q"):
+        d = load_arff(path)
+    assert d.label_names == ["w0", "w1", "w2"] and d.info["labels_from"] == "relation option -C 3"
+
+
+def test_xml_of_a_train_or_sparse_part_is_the_datasets(tmp_path):
+    from mlbs.data import beside_xml
+
+    write(tmp_path, "yeast.xml", XML)
+    for name in ("yeast.arff", "yeast-train.arff", "yeast-test.arff.xz", "yeast-sparse-train.arff"):
+        assert beside_xml(tmp_path / name) == tmp_path / "yeast.xml", name
+    assert beside_xml(tmp_path / "emotions-train.arff") is None
+
+
+def test_non_binary_attribute_chosen_as_label_is_refused(tmp_path):
+    text = "@relation 'r: -C -1'\n@attribute f numeric\n@attribute g numeric\n@data\n1,0.5\n2,1\n"
+    with pytest.warns(UserWarning), pytest.raises(DataFormatError, match=r"label 'g' has value 0\.5.*-C -1") as exc:
+        load_arff(write(tmp_path, "r.arff", text))
+    assert exc.value.line == 5
+    text = "@relation 'r: -C -1'\n@attribute f numeric\n@attribute g {a,b}\n@data\n1,a\n"
+    with pytest.warns(UserWarning), pytest.raises(DataFormatError, match="label 'g' must be nominal") as exc:
+        load_arff(write(tmp_path, "s.arff", text))
+    assert exc.value.line == 3
+
+
+def test_duplicate_attribute_names_are_refused(tmp_path):
+    text = DENSE.replace("@attribute 'f 2' real", "@attribute 'f1' real")
+    with pytest.raises(DataFormatError, match=r"attribute 'f1' is declared twice \(first on line 4\)") as exc:
+        load_arff(write(tmp_path, "d.arff", text), n_labels=3)
+    assert exc.value.line == 5
+
+
+@pytest.mark.parametrize("value, missing", [("?", True), ("nan", True), ("NaN", True), ("inf", False),
+                                            ("-Infinity", False), ("1e39", False), ("1e999", False)])
+def test_missing_infinite_and_overflowing_numbers(tmp_path, value, missing):
+    body = f"1,2,red,1,0,1\n1,{value},red,1,0,1\n"
+    p = write(tmp_path, "v.arff", DENSE.split("@data")[0] + "@data\n" + body)
+    pattern = "missing value" if missing else "infinite or beyond the float32 range"
+    with pytest.raises(DataFormatError, match=pattern) as exc:
+        load_arff(p, n_labels=3)
+    assert exc.value.line == 13 and repr(value) in str(exc.value)
+    if missing:
+        d = load_arff(p, n_labels=3, allow_missing=True)
+        assert np.isnan(d.X[1, 1]) and d.X[0, 1] == 2
+    else:
+        with pytest.raises(DataFormatError, match="infinite"):
+            load_arff(p, n_labels=3, allow_missing=True)
+
+
+def test_missing_nominal_feature_and_missing_label(tmp_path):
+    p = write(tmp_path, "n.arff", DENSE.split("@data")[0] + "@data\n1,2,?,1,0,1\n")
+    with pytest.raises(DataFormatError, match="missing value '\\?' of nominal attribute 'colour'"):
+        load_arff(p, n_labels=3)
+    assert np.isnan(load_arff(p, n_labels=3, allow_missing=True).X[0, 2])
+    p = write(tmp_path, "l.arff", DENSE.split("@data")[0] + "@data\n1,2,red,1,0,?\n")
+    with pytest.raises(DataFormatError, match="label 'L3' has value missing"):
+        load_arff(p, n_labels=3, allow_missing=True)
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path):
+    p = tmp_path / "bom.arff"
+    p.write_bytes(b"\xef\xbb\xbf" + DENSE.replace("?", "0").encode())
+    d = load_arff(p, n_labels=3)
+    assert d.relation == "toy" and d.X.shape == (3, 3)
+
+
+def test_identifier_feature_warns(tmp_path):
+    n = 25
+    ids = [f"P{i:04d}" for i in range(n)]
+    header = ("@relation genbase-like\n@attribute protein {" + ",".join(ids) + "}\n@attribute counter numeric\n"
+              "@attribute x numeric\n@attribute L {0,1}\n@data\n")
+    rng = np.random.default_rng(1)
+    rows = "".join(f"{ids[i]},{100 + i},{rng.normal():.6f},{i % 2}\n" for i in rng.permutation(n))
+    with pytest.warns(UserWarning, match=r"'protein', 'counter' take a different value in every row"):
+        d = load_arff(write(tmp_path, "g.arff", header + rows), n_labels=1)
+    assert d.feature_names == ["protein", "counter", "x"]  # kept, only warned about
+    few = header + "".join(rows.splitlines(keepends=True)[:IDENTIFIER_MIN_ROWS - 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # too few rows to tell; a distinct real value per row is normal
+        load_arff(write(tmp_path, "few.arff", few), n_labels=1)

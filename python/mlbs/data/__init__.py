@@ -14,9 +14,9 @@ preprocess
 splits
     Iterative stratification (Sechidis et al. 2011) and the validation splits.
 """
-from .arff import DataFormatError, MultiLabelData, load_arff, read_label_xml
+from .arff import DataFormatError, MultiLabelData, beside_xml, load_arff, read_label_xml
 from .registry import (REGISTRY, DatasetMismatchError, DatasetNotFoundError, DatasetSpec, candidate_data_dirs,
                        load_dataset)
 
-__all__ = ["DataFormatError", "MultiLabelData", "load_arff", "read_label_xml", "REGISTRY", "DatasetSpec",
+__all__ = ["DataFormatError", "MultiLabelData", "beside_xml", "load_arff", "read_label_xml", "REGISTRY", "DatasetSpec",
            "DatasetMismatchError", "DatasetNotFoundError", "candidate_data_dirs", "load_dataset"]

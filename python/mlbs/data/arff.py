@@ -8,25 +8,38 @@ gzip) and returns a :class:`MultiLabelData`: features as dense ``float32`` or
 Which attributes are labels is decided, in this order, by
 
 1. the names of a MULAN XML label file (``xml=``), or ``label_names=``;
-2. ``n_labels=`` (a positive count means the *last* ``n_labels`` attributes,
-   a negative count the first ``-n_labels``, unless ``label_location`` says
-   otherwise);
-3. the MEKA ``-C`` option of the ``@relation`` line: ``-C -q`` means the last
-   ``q`` attributes, ``-C q`` the first ``q``.
+2. ``n_labels=`` (the last ``n_labels`` attributes, or the first with
+   ``label_location="start"``);
+3. the MULAN XML file of the same name beside the ARFF: ``<stem>.xml``, else
+   the XML of the stem without its last ``-part`` (``yeast-train.arff`` and
+   ``Corel5k-sparse.arff`` use ``yeast.xml`` and ``Corel5k.xml``), as MULAN
+   ships every dataset with its XML;
+4. the MEKA ``-C`` option of the ``@relation`` line: ``-C -q`` means the last
+   ``q`` attributes, ``-C q`` the first ``q``. This option is often stale
+   (MULAN's ``medical.arff`` says ``-C 45`` where its labels are the last 45
+   attributes), so using it warns, naming the attributes taken as labels.
 
+``info["labels_from"]`` records which rule applied (with the XML's path).
 Labels keep the order of the ARFF attributes (not the order of the XML file,
 which differs for yeast).
 
 Attribute handling
 ------------------
-* ``numeric``/``real``/``integer``: parsed as float; ``?`` becomes NaN (features
-  only).
+* ``numeric``/``real``/``integer``: parsed as float. A missing value ``?`` or
+  a NaN is refused unless ``allow_missing=True`` (then it is kept as NaN, in
+  features only); infinities and numbers beyond the float32 range are always
+  refused.
 * nominal ``{a,b,...}``: encoded as the 0-based index of the value in the
   declaration (the convention of liac-arff ``encode_nominal=True`` used by the
   published code). Omitted entries of a sparse row take code 0, as in Weka.
 * ``string`` and ``date`` attributes (for example a per-row identifier) are
-  dropped with a :class:`UserWarning`.
+  dropped with a :class:`UserWarning`. A nominal feature with a different value
+  in every row (at least :data:`IDENTIFIER_MIN_ROWS` rows), or an integer
+  feature counting the rows (distinct consecutive integers), is kept but warned
+  about as a likely identifier (genbase's ``protein``).
 * A label must be nominal with values ``{0,1}`` or numeric with values 0/1.
+* Two attributes with the same name are refused.
+* A UTF-8 byte-order mark at the start of the file is ignored.
 
 Every malformed input raises :class:`DataFormatError` carrying the file name
 and the 1-based line number.
@@ -48,13 +61,20 @@ import scipy.sparse as sp
 __all__ = [
     "Attribute",
     "DataFormatError",
+    "IDENTIFIER_MIN_ROWS",
     "MultiLabelData",
+    "beside_xml",
+    "identifier_columns",
     "load_arff",
     "read_label_xml",
 ]
 
 _NUMERIC, _NOMINAL, _DROPPED = 0, 1, 2
 _FLUSH_TOKENS = 1_000_000  # values converted per block (bounds peak memory)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+#: Fewest rows for which a feature with a distinct value per row is reported as an identifier.
+IDENTIFIER_MIN_ROWS = 20
 
 
 class DataFormatError(ValueError):
@@ -162,6 +182,8 @@ def _read_lines(path: Path) -> list[str]:
         raw = gzip.open(path, "rb").read()
     else:
         raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
+        raw = raw[3:]
     return raw.decode("utf-8", errors="surrogateescape").splitlines()
 
 
@@ -291,8 +313,9 @@ def _is_number(token: str) -> bool:
 class _Values:
     """Accumulates (row, attribute, text) triplets and converts them in blocks."""
 
-    def __init__(self, attrs: list[Attribute], path, label_idx):
+    def __init__(self, attrs: list[Attribute], path, label_idx, allow_missing: bool):
         self.attrs = attrs
+        self.allow_missing = allow_missing
         self.label_set = set(label_idx)
         self.path = path
         self.kind = np.array(
@@ -345,11 +368,26 @@ class _Values:
                     if not _is_number(text[k]):
                         self._fail([k], lambda k: f"value {str(text[k])!r} of numeric attribute "
                                    f"{self.attrs[cols[k]].name!r} is not a number")
+            v = vals[num]
+            if not self.allow_missing:
+                bad = np.flatnonzero(np.isnan(v) & ~np.isin(cols[num], list(self.label_set)))
+                if bad.size:
+                    self._fail(num[bad], lambda k: f"missing value {str(text[k])!r} of numeric attribute "
+                               f"{self.attrs[cols[k]].name!r} (pass allow_missing=True to keep it as NaN)")
+            bad = np.flatnonzero(np.abs(v) > _FLOAT32_MAX)
+            if bad.size:
+                self._fail(num[bad], lambda k: f"value {str(text[k])!r} of numeric attribute "
+                           f"{self.attrs[cols[k]].name!r} is infinite or beyond the float32 range")
         nom = np.flatnonzero(kind == _NOMINAL)
         if nom.size:
             t, c = text[nom], cols[nom]
             codes = np.full(nom.shape, -1.0)
             codes[t == "?"] = np.nan
+            if not self.allow_missing:
+                bad = np.flatnonzero((t == "?") & ~np.isin(c, list(self.label_set)))
+                if bad.size:
+                    self._fail(nom[bad], lambda k: f"missing value '?' of nominal attribute "
+                               f"{self.attrs[cols[k]].name!r} (pass allow_missing=True to keep it as NaN)")
             uniq, inv = np.unique(t, return_inverse=True)
             for u_index, u in enumerate(uniq):
                 if u == "?":
@@ -389,10 +427,45 @@ class _Values:
 
 
 # --------------------------------------------------------------------------- main entry point
+def _arff_stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".xz", ".gz"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name[:-5] if name.lower().endswith(".arff") else Path(name).stem
+
+
+def beside_xml(path) -> Path | None:
+    """The MULAN XML label file that belongs to an ARFF file, if there is one beside it.
+
+    ``<folder>/<stem>.xml``, else the XML of the stem cut before its last
+    ``-`` (repeatedly): ``yeast-train.arff`` -> ``yeast.xml``,
+    ``Corel5k-sparse.arff`` -> ``Corel5k.xml``.
+
+    Returns
+    -------
+    Path or None
+    """
+    path = Path(path)
+    stem = _arff_stem(path)
+    while stem:
+        candidate = path.with_name(stem + ".xml")
+        if candidate.is_file():
+            return candidate
+        if "-" not in stem:
+            return None
+        stem = stem.rsplit("-", 1)[0]
+    return None
+
+
 def _choose_labels(attrs, relation, path, xml, label_names, n_labels, label_location, rel_line):
-    """Return the sorted attribute indices of the labels."""
+    """Return the sorted attribute indices of the labels and where that choice came from."""
     names = [a.name for a in attrs]
     index = {nm: i for i, nm in enumerate(names)}
+    found = None
+    if xml is None and label_names is None and n_labels is None:
+        found = beside_xml(path)
+        xml = found
     if xml is not None or label_names is not None:
         entries = read_label_xml(xml) if xml is not None else [(nm, None) for nm in label_names]
         source = Path(xml) if xml is not None else "label_names"
@@ -403,30 +476,42 @@ def _choose_labels(attrs, relation, path, xml, label_names, n_labels, label_loca
             idx.append(index[nm])
         if len(set(idx)) != len(idx):
             raise DataFormatError(source, None, "a label is named twice")
-        return sorted(idx)
+        origin = (f"xml beside the ARFF: {xml}" if found is not None else f"xml: {xml}" if xml is not None
+                  else "label_names")
+        return sorted(idx), origin
     if n_labels is None:
         m = _MEKA_C_RE.search(relation)
         if m is None:
-            raise DataFormatError(path, rel_line, "cannot tell which attributes are labels: give the MULAN "
-                                  "XML file (xml=), label_names=, n_labels=, or a MEKA '-C' relation option")
+            raise DataFormatError(path, rel_line, "cannot tell which attributes are labels: no MULAN XML file "
+                                  "beside it; give the XML (xml=), label_names=, n_labels=, or a MEKA '-C' "
+                                  "relation option")
         c = int(m.group(1))
         q, at_end = abs(c), c < 0
+        origin = f"relation option -C {c}"
     else:
         q = int(n_labels)
-        at_end = label_location == "end"
         if label_location not in ("end", "start"):
             raise ValueError("label_location must be 'end' or 'start'")
+        at_end = label_location == "end"
+        origin = f"n_labels={q} at the {label_location}"
     if not 0 < q <= len(attrs):
         raise DataFormatError(path, rel_line, f"invalid number of labels {q} for {len(attrs)} attributes")
-    return list(range(len(attrs) - q, len(attrs))) if at_end else list(range(q))
+    idx = list(range(len(attrs) - q, len(attrs))) if at_end else list(range(q))
+    if n_labels is None:
+        shown = ", ".join(repr(names[i]) for i in idx[:3]) + (", ..., " + repr(names[idx[-1]]) if q > 3 else "")
+        warnings.warn(f"{path}: no label XML beside it; the labels are the {'last' if at_end else 'first'} {q} "
+                      f"attributes ({shown}), from the relation's MEKA option '-C {c}' (-C q: first q attributes, "
+                      "-C -q: last q). This option is often stale: give the MULAN XML file to be sure.",
+                      UserWarning, stacklevel=3)
+    return idx, origin
 
 
-def _check_label_attribute(a: Attribute, path) -> None:
+def _check_label_attribute(a: Attribute, path, origin: str) -> None:
     if a.kind == "numeric":
         return
     if a.kind != "nominal" or not set(a.values) <= {"0", "1"}:
         raise DataFormatError(path, a.line, f"label {a.name!r} must be nominal {{0,1}} or numeric, "
-                              f"found {a.kind} {a.values or ''}")
+                              f"found {a.kind} {a.values or ''} (labels chosen by {origin})")
 
 
 def load_arff(
@@ -437,6 +522,7 @@ def load_arff(
     n_labels: int | None = None,
     label_location: str = "end",
     sparse: bool | None = None,
+    allow_missing: bool = False,
 ) -> MultiLabelData:
     """Parse a multi-label ARFF file.
 
@@ -455,17 +541,31 @@ def load_arff(
     sparse : bool, optional
         Force CSR (True) or dense (False) features. Default: CSR iff the first
         data row is in sparse ``{index value, ...}`` form.
+    allow_missing : bool
+        Keep missing feature values (``?``, NaN) as NaN instead of refusing
+        them. Labels may never be missing; infinite or float32-overflowing
+        numbers are always refused.
 
     Returns
     -------
     MultiLabelData
+        ``info["labels_from"]`` says how the labels were chosen (see the
+        module docstring).
 
     Raises
     ------
     DataFormatError
         Malformed input: truncated file, wrong number of values in a row,
         unknown attribute index in a sparse row, label value other than 0/1,
-        XML label missing from the ARFF, undeclared nominal value, ...
+        XML label missing from the ARFF, undeclared nominal value, duplicate
+        attribute name, missing/NaN (unless ``allow_missing``), infinite or
+        overflowing number, ...
+
+    Warns
+    -----
+    UserWarning
+        Labels taken from the relation's ``-C`` option; string/date attributes
+        dropped; a feature that looks like a row identifier.
     """
     path = Path(path)
     lines = _read_lines(path)
@@ -489,16 +589,23 @@ def load_arff(
         raise DataFormatError(path, len(lines), "no @data section (truncated file?)")
     if not attrs:
         raise DataFormatError(path, data_line, "no @attribute declared")
-    label_idx = _choose_labels(attrs, relation, path, xml, label_names, n_labels, label_location, rel_line)
+    first_line: dict[str, int] = {}
+    for a in attrs:
+        if a.name in first_line:
+            raise DataFormatError(path, a.line, f"attribute {a.name!r} is declared twice (first on line "
+                                  f"{first_line[a.name]})")
+        first_line[a.name] = a.line
+    label_idx, labels_from = _choose_labels(attrs, relation, path, xml, label_names, n_labels, label_location,
+                                            rel_line)
     for j in label_idx:
-        _check_label_attribute(attrs[j], path)
+        _check_label_attribute(attrs[j], path, labels_from)
         if attrs[j].kind == "nominal" and attrs[j].values[0] == "1":
             raise DataFormatError(path, attrs[j].line, f"label {attrs[j].name!r} declares '1' as its first "
                                   "value; only {0,1} is supported")
 
     A = len(attrs)
     all_cols = list(range(A))
-    acc = _Values(attrs, path, label_idx)
+    acc = _Values(attrs, path, label_idx, bool(allow_missing))
     first_sparse = None
     for ln in range(data_line + 1, len(lines) + 1):
         s = lines[ln - 1].strip()
@@ -546,11 +653,56 @@ def load_arff(
             acc.add(all_cols, tokens, ln)
     n = len(acc.line_of_row)
     rows, cols, vals = acc.triplets()
-    return _assemble(attrs, label_idx, rows, cols, vals, n, acc.line_of_row, path, relation,
-                     bool(first_sparse) if sparse is None else bool(sparse))
+    data = _assemble(attrs, label_idx, rows, cols, vals, n, acc.line_of_row, path, relation,
+                     bool(first_sparse) if sparse is None else bool(sparse), labels_from)
+    data.info["labels_from"] = labels_from
+    _warn_identifiers(data, path)
+    return data
 
 
-def _assemble(attrs, label_idx, rows, cols, vals, n, line_of_row, path, relation, sparse_out):
+def identifier_columns(X, nominal) -> np.ndarray:
+    """Indices of the columns that take a different value in every row, like a row identifier.
+
+    A column qualifies when the data has at least :data:`IDENTIFIER_MIN_ROWS`
+    rows, its values are all finite and distinct, and it is nominal
+    (``nominal[j]``) or holds consecutive integers (a row counter). A real-valued
+    measurement with distinct values does not qualify.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix, shape (n, d)
+    nominal : array of bool, shape (d,)
+    """
+    n, d = X.shape
+    nominal = np.asarray(nominal, dtype=bool)
+    if n < IDENTIFIER_MIN_ROWS or d == 0:
+        return np.empty(0, dtype=np.int64)
+    if sp.issparse(X):
+        X = sp.csc_matrix(X)
+        cand = np.flatnonzero(np.diff(X.indptr) >= n - 1)  # at most one zero in a column of distinct values
+        if cand.size == 0:
+            return cand
+        cols = X[:, cand].toarray()
+    else:
+        cand = np.arange(d)
+        cols = np.asarray(X)
+    cols = np.sort(cols.astype(np.float64, copy=False), axis=0)
+    finite = np.isfinite(cols).all(axis=0)
+    distinct = (np.diff(cols, axis=0) > 0).all(axis=0)
+    counter = (cols == np.round(cols)).all(axis=0) & (cols[-1] - cols[0] == n - 1)
+    return cand[finite & distinct & (nominal[cand] | counter)]
+
+
+def _warn_identifiers(data: MultiLabelData, path) -> None:
+    nominal = np.array([name in data.nominal_features for name in data.feature_names], dtype=bool)
+    suspects = [data.feature_names[j] for j in identifier_columns(data.X, nominal)]
+    if suspects:
+        warnings.warn(f"{path}: feature(s) {', '.join(map(repr, suspects[:5]))} take a different value in every "
+                      "row: probably an identifier (such as a protein id), which a model can only memorise; "
+                      "consider removing it", UserWarning, stacklevel=3)
+
+
+def _assemble(attrs, label_idx, rows, cols, vals, n, line_of_row, path, relation, sparse_out, labels_from):
     A = len(attrs)
     is_label = np.zeros(A, dtype=bool)
     is_label[label_idx] = True
@@ -569,7 +721,8 @@ def _assemble(attrs, label_idx, rows, cols, vals, n, line_of_row, path, relation
         k = bad[0]
         a = attrs[lc[k]]
         shown = "missing '?'" if np.isnan(lv[k]) else f"{float(lv[k]):g}"
-        raise DataFormatError(path, line_of_row[lr[k]], f"label {a.name!r} has value {shown}; labels must be 0 or 1")
+        raise DataFormatError(path, line_of_row[lr[k]], f"label {a.name!r} has value {shown}; labels must be 0 or 1 "
+                              f"(labels chosen by {labels_from})")
     pos = lv == 1
     Y = sp.csr_matrix((np.ones(int(pos.sum()), dtype=np.uint8), (lr[pos], lab_of[lc[pos]])),
                       shape=(n, len(label_idx)))

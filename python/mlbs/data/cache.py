@@ -38,7 +38,10 @@ from .arff import MultiLabelData
 
 __all__ = ["CACHE_FORMAT", "file_sha256", "cache_key", "default_cache_dir", "load_cached", "cached"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+
+#: ``info`` entries of a parse that are kept in its cache entry.
+_KEPT_INFO = ("labels_from",)
 
 
 def file_sha256(path) -> str:
@@ -97,6 +100,7 @@ def _to_arrays(data: MultiLabelData) -> dict:
         "source": data.source,
         "dropped": data.dropped,
         "nominal_features": {k: list(v) for k, v in data.nominal_features.items()},
+        "info": {k: data.info[k] for k in _KEPT_INFO if k in data.info},
     }
     out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     return out
@@ -113,6 +117,7 @@ def _from_arrays(z) -> MultiLabelData:
         X=X, Y=Y, feature_names=meta["feature_names"], label_names=meta["label_names"],
         relation=meta["relation"], source=meta["source"], dropped=meta["dropped"],
         nominal_features={k: tuple(v) for k, v in meta["nominal_features"].items()},
+        info=dict(meta.get("info", {})),
     )
 
 
