@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 
 from mlbs.policies import AdaC, Adaptive, Hard, Random
-from mlbs.selector import BatchSelector
+from mlbs.selector import BatchSelector, UnobservedBatchWarning
 
 
 def labels(n=250, q=6, seed=0):
@@ -67,6 +68,7 @@ def test_sequential_warmup_and_full_batches():
     assert [len(b) for b in selector.epoch(2)] == [32] * 8
 
 
+@pytest.mark.filterwarnings("ignore::mlbs.selector.UnobservedBatchWarning")
 def test_random_shuffles_every_epoch():
     selector = make("random", labels())
     e0, e1 = np.concatenate(list(selector.epoch(0))), np.concatenate(list(selector.epoch(1)))
@@ -121,14 +123,100 @@ def test_resume_replays_prefetched_batches():
     np.testing.assert_array_equal(prefetched[0], full[len(seen)])
 
 
-def test_observe_out_of_order_is_refused():
+def test_observe_matches_batches_by_ids_in_any_order():
     Y = labels()
+    q = Y.shape[1]
+    reference, shuffled = make("adaptive", Y), make("adaptive", Y)
+    rng = np.random.default_rng(1)
+    for e in range(3):
+        a_batches, b_batches = list(reference.epoch(e)), list(shuffled.epoch(e))
+        for a in a_batches:
+            reference.observe(a, logits_of(a, q))
+        # observed in reverse order of hand-out, each batch permuted
+        for b in reversed(b_batches):
+            p = rng.permutation(b.size)
+            shuffled.observe(b[p], logits_of(b[p], q))
+        assert not shuffled.pending
+    np.testing.assert_array_equal(reference.policy.loss, shuffled.policy.loss)
+    np.testing.assert_array_equal(reference.policy.probabilities(), shuffled.policy.probabilities())
+
+
+def test_observe_in_parts_and_several_batches_at_once():
+    Y = labels()
+    q = Y.shape[1]
     selector = make("hard", Y)
     it = selector.epoch(0)
-    a, b = next(it), next(it)
-    with pytest.raises(ValueError, match="order"):
-        selector.observe(b, logits_of(b, Y.shape[1]))
+    a, b, c = next(it), next(it), next(it)
+    selector.observe(a[10:], logits_of(a[10:], q))            # part of a batch: still outstanding
+    assert len(selector.pending) == 3
+    both = np.concatenate([c, a[:10]])                        # the rest of a with all of c
+    selector.observe(both, logits_of(both, q))
+    assert len(selector.pending) == 1 and np.array_equal(selector.pending[0], b)
+    np.testing.assert_allclose(selector.policy.loss[a], _bce(logits_of(a, q), Y[a]))
+    np.testing.assert_allclose(selector.policy.loss[c], _bce(logits_of(c, q), Y[c]))
+
+
+def _bce(z, y):
+    return (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
+
+
+def test_unmatched_ids_are_refused_and_nothing_changes():
+    Y = labels()
+    q = Y.shape[1]
+    selector = make("hard", Y)
+    it = selector.epoch(0)
+    a = next(it)
+    outside = np.setdiff1d(np.arange(250), a)[:3]
+    ids = np.concatenate([a[:5], outside])
+    before = selector.policy.loss.copy()
+    with pytest.raises(ValueError, match=str(outside.tolist())):
+        selector.observe(ids, logits_of(ids, q))
+    np.testing.assert_array_equal(selector.policy.loss, before)
+    assert len(selector.pending) == 1 and not selector._outstanding[0].seen.any()
+    selector.observe(a, logits_of(a, q))
+    with pytest.raises(ValueError, match="match no batch"):    # observed twice
+        selector.observe(a, logits_of(a, q))
+
+
+def test_invalid_outputs_leave_the_batch_outstanding():
+    Y = labels()
+    selector = make("hard", Y)
+    a = next(selector.epoch(0))
+    with pytest.raises(ValueError):
+        selector.observe(a, np.full((a.size, Y.shape[1]), np.nan))
+    assert len(selector.pending) == 1
     selector.observe(a, logits_of(a, Y.shape[1]))
-    selector.observe(b, logits_of(b, Y.shape[1]))
-    with pytest.raises(RuntimeError, match="without a batch"):
-        selector.observe(b, logits_of(b, Y.shape[1]))
+    assert not selector.pending
+
+
+def test_unobserved_batches_are_reported_at_the_epoch_end_unless_discarded():
+    Y = labels()
+    q = Y.shape[1]
+    selector = make("hard", Y)
+    batches = list(selector.epoch(0))
+    for b in batches[1:]:
+        selector.observe(b, logits_of(b, q))
+    with pytest.warns(UnobservedBatchWarning, match="1 batch"):
+        list(selector.epoch(1))
+    selector = make("hard", Y)
+    batches = list(selector.epoch(0))
+    selector.discard(batches[0])
+    for b in batches[1:]:
+        selector.observe(b, logits_of(b, q))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        selector.epoch(1)
+
+
+def test_fingerprint_tells_states_apart():
+    Y = labels()
+    a, b = make("adaptive", Y), make("adaptive", Y)
+    assert a.fingerprint() == b.fingerprint()
+    run(a, 3, Y.shape[1])
+    run(b, 3, Y.shape[1])
+    assert a.fingerprint() == b.fingerprint()
+    other_seed = BatchSelector(Adaptive(Y, weights=np.linspace(1, 2, 250)), 32, warmup_epochs=2, seed=8)
+    assert other_seed.fingerprint() != make("adaptive", Y).fingerprint()
+    c = make("adaptive", Y)
+    run(c, 3, Y.shape[1], stop_after=20)
+    assert c.fingerprint() != a.fingerprint()

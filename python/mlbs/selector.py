@@ -11,9 +11,17 @@ A :class:`BatchSelector` runs a policy through the epochs of a training run (met
 
 Batches are drawn lazily, when the consumer asks for the next one, so with ``refresh="batch"``
 every batch sees all observations made before it was requested. Batches handed out but not yet
-observed are remembered: a checkpoint taken between batches (``state_dict``) resumes with exactly
-the batches the uninterrupted run would have produced, including batches a data loader had
-prefetched.
+observed are remembered ("outstanding"): a checkpoint taken between batches (``state_dict``)
+resumes with exactly the batches the uninterrupted run would have produced, including batches a
+data loader had prefetched.
+
+Observations are matched to outstanding batches by their sample ids, in any order: a batch may be
+observed as a permutation of its ids, in parts (one part per process), or together with other
+batches. An observation holding exactly the ids of an outstanding batch goes to the oldest such
+batch; otherwise each id goes to the oldest outstanding batch that holds it unobserved. Ids that
+no outstanding batch holds are refused. A batch is done when all its ids have been observed.
+Since a policy keeps per-sample tables, the observation reaches the right samples whichever of
+two outstanding batches holding the same sample is credited.
 
 Example
 -------
@@ -26,8 +34,9 @@ Example
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Iterator
+import hashlib
+import warnings
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -35,6 +44,20 @@ from mlbs.policies.base import Policy
 
 WARMUP_ORDERS = ("shuffle", "sequential")
 BATCH_SIZES = ("partial_last", "all_full")
+
+
+class UnobservedBatchWarning(RuntimeWarning):
+    """Batches of an epoch were handed out and never observed."""
+
+
+class _Outstanding:
+    """A batch handed out, with the positions of its ids observed so far."""
+
+    __slots__ = ("batch", "seen")
+
+    def __init__(self, batch: np.ndarray):
+        self.batch = batch
+        self.seen = np.zeros(batch.shape[0], dtype=bool)
 
 
 class BatchSelector:
@@ -74,21 +97,36 @@ class BatchSelector:
         self.seed = int(seed)
         self.current_epoch = -1   # epoch being iterated
         self.position = 0         # batches handed out in the current epoch
-        self.pending: deque[np.ndarray] = deque()  # handed out, not observed yet
+        self._outstanding: list[_Outstanding] = []  # handed out, not fully observed, oldest first
 
     def __len__(self) -> int:
         """Batches per epoch: ceil(N / B)."""
         return -(-self.policy.n // self.batch_size)
 
+    @property
+    def pending(self) -> list[np.ndarray]:
+        """The outstanding batches (handed out, not fully observed), oldest first."""
+        return [o.batch for o in self._outstanding]
+
+    def batch_length(self, position: int) -> int:
+        """Length of the batch at ``position`` (0-based) in an epoch."""
+        if self.batch_sizes == "all_full":
+            return self.batch_size
+        return min(self.batch_size, self.policy.n - position * self.batch_size)
+
     def is_selective(self, epoch: int) -> bool:
         return not self.policy.uniform and epoch >= self.warmup_epochs
 
-    def epoch(self, epoch: int) -> Iterator[np.ndarray]:
+    def epoch(self, epoch: int, *, before_draw: Callable[[], None] | None = None) -> Iterator[np.ndarray]:
         """The batches of ``epoch`` (an iterator of int64 index arrays).
 
         Entering a new epoch closes the previous one (``policy.end_epoch``) and, at the first
-        selective epoch, builds the policy's distribution from the warm-up observations.
+        selective epoch, builds the policy's distribution from the warm-up observations; batches
+        of the previous epoch never observed are forgotten, with an :class:`UnobservedBatchWarning`.
         Re-entering the current epoch (after ``load_state_dict``) resumes where it stopped.
+
+        ``before_draw`` is called right before each batch drawn from the policy (not before the
+        warm-up permutations or replayed batches), for observations still to be delivered.
         """
         epoch = int(epoch)
         if epoch < 0:
@@ -96,28 +134,34 @@ class BatchSelector:
         if epoch != self.current_epoch:
             if epoch < self.current_epoch:
                 raise ValueError(f"epoch {epoch} is before the current epoch {self.current_epoch}")
+            if self._outstanding:
+                warnings.warn(UnobservedBatchWarning(
+                    f"{len(self._outstanding)} batch(es) handed out in epoch {self.current_epoch} were never "
+                    f"observed (the first holds samples {self._outstanding[0].batch[:5].tolist()}...); their "
+                    "samples keep their previous losses. discard() a batch that is skipped on purpose."),
+                    stacklevel=2)
             if self.current_epoch >= 0:
                 self.policy.end_epoch()
             self.current_epoch, self.position = epoch, 0
-            self.pending.clear()
+            self._outstanding = []
         if self.is_selective(epoch) and not self.policy.selecting:
             self.policy.start_selection()
-        return self._batches(epoch)
+        return self._batches(epoch, before_draw)
 
-    def _batches(self, epoch: int) -> Iterator[np.ndarray]:
-        replay = list(self.pending)  # handed out before a checkpoint, not observed
+    def _batches(self, epoch: int, before_draw) -> Iterator[np.ndarray]:
+        replay = self.pending  # handed out before a checkpoint, not observed
         yield from replay
-        n, B = self.policy.n, self.batch_size
         order = None if self.is_selective(epoch) else self._permutation(epoch)
         while self.position < len(self):
-            start = self.position * B
             if order is not None:
-                batch = order[start:start + B]
+                start = self.position * self.batch_size
+                batch = order[start:start + self.batch_size]
             else:
-                size = B if self.batch_sizes == "all_full" else min(B, n - start)
-                batch = self.policy.draw(size)
+                if before_draw is not None:
+                    before_draw()
+                batch = self.policy.draw(self.batch_length(self.position))
             self.position += 1
-            self.pending.append(batch)
+            self._outstanding.append(_Outstanding(batch))
             yield batch
 
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -125,22 +169,74 @@ class BatchSelector:
             return np.arange(self.policy.n)
         return np.random.default_rng([self.seed, epoch]).permutation(self.policy.n)
 
+    # -- observations --------------------------------------------------------------------------
     def observe(self, indices, outputs=None, *, kind: str = "logits", losses=None) -> None:
-        """Record the oldest batch handed out and not yet observed (see :meth:`Policy.observe`).
+        """Record observations of outstanding batches (see :meth:`Policy.observe`).
 
-        ``indices`` must be that batch, in the same order.
+        ``indices`` are the samples of ``outputs`` (or ``losses``), in their order: a batch
+        handed out, in any order, a part of one, or several together. Each id is matched to the
+        oldest outstanding batch holding it unobserved; ids matching none raise ``ValueError``
+        naming them, and nothing changes.
         """
-        if not self.pending:
-            raise RuntimeError("observe() without a batch handed out and not yet observed")
-        expected = self.pending[0]
-        got = np.asarray(indices)
-        if got.shape != expected.shape or not np.array_equal(got, expected):
-            raise ValueError("observe() must receive the batches in the order they were handed out: "
-                             f"expected the batch starting {expected[:5].tolist()}, got {got[:5].tolist()}")
-        self.policy.observe(expected, outputs, kind=kind, losses=losses)
-        self.pending.popleft()
+        ids = self._as_ids(indices)
+        claims = self._match(ids)
+        self.policy.observe(ids, outputs, kind=kind, losses=losses)
+        self._settle(claims)
 
+    def discard(self, indices) -> None:
+        """Forget outstanding ids that will never be observed (a batch skipped on purpose).
+
+        Their samples keep their previous losses. ``indices`` are matched as in :meth:`observe`.
+        """
+        self._settle(self._match(self._as_ids(indices)))
+
+    @staticmethod
+    def _as_ids(indices) -> np.ndarray:
+        ids = np.asarray(indices)
+        if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
+            raise ValueError(f"indices must be a 1-d array of sample ids, got shape {ids.shape}, dtype {ids.dtype}")
+        return ids.astype(np.int64, copy=False)
+
+    def _match(self, ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """(outstanding batch number, positions in it) for every id; raises if an id matches none."""
+        for k, o in enumerate(self._outstanding):  # the common case: one whole batch
+            if o.batch.shape == ids.shape and not o.seen.any():
+                if np.array_equal(o.batch, ids):
+                    return [(k, np.arange(ids.size))]
+                order = np.argsort(o.batch, kind="stable")
+                positions = order[np.searchsorted(o.batch, ids, sorter=order).clip(0, ids.size - 1)]
+                if np.array_equal(o.batch[positions], ids) and np.unique(positions).size == ids.size:
+                    return [(k, positions)]
+        free: dict[int, list[tuple[int, int]]] = {}
+        for k, o in enumerate(self._outstanding):
+            for p in np.flatnonzero(~o.seen):
+                free.setdefault(int(o.batch[p]), []).append((k, int(p)))
+        taken: dict[int, list[int]] = {}
+        unmatched = []
+        for i in ids.tolist():
+            slots = free.get(i)
+            if slots:
+                k, p = slots.pop(0)
+                taken.setdefault(k, []).append(p)
+            else:
+                unmatched.append(i)
+        if unmatched:
+            raise ValueError(f"{len(unmatched)} observed id(s) match no batch handed out and not yet observed: "
+                             f"{unmatched[:10]}{'...' if len(unmatched) > 10 else ''} "
+                             f"({len(self._outstanding)} batch(es) outstanding)")
+        return [(k, np.asarray(p, dtype=np.int64)) for k, p in taken.items()]
+
+    def _settle(self, claims: list[tuple[int, np.ndarray]]) -> None:
+        for k, positions in claims:
+            self._outstanding[k].seen[positions] = True
+        self._outstanding = [o for o in self._outstanding if not o.seen.all()]
+
+    # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Epoch, position, the outstanding batches (whole, to be replayed) and the policy's state.
+
+        A batch observed only in part when the checkpoint is taken is replayed whole.
+        """
         return {"epoch": self.current_epoch, "position": self.position,
                 "pending": [b.copy() for b in self.pending], "policy": self.policy.state_dict()}
 
@@ -148,4 +244,34 @@ class BatchSelector:
         self.policy.load_state_dict(state["policy"])
         self.current_epoch = int(state["epoch"])
         self.position = int(state["position"])
-        self.pending = deque(np.asarray(b, dtype=np.int64) for b in state["pending"])
+        self._outstanding = [_Outstanding(np.asarray(b, dtype=np.int64)) for b in state["pending"]]
+
+    def fingerprint(self) -> int:
+        """A 64-bit hash of the options, the position and the policy's state.
+
+        Two selectors that would hand out the same future batches for the same observations have
+        the same fingerprint; used to check that processes of a distributed run agree.
+        """
+        digest = hashlib.blake2b(digest_size=8)
+        _feed(digest, [type(self.policy).__name__, self.policy.n, self.batch_size, self.warmup_epochs,
+                       self.warmup_order, self.batch_sizes, self.seed, self.state_dict()])
+        return int.from_bytes(digest.digest(), "little", signed=True)
+
+
+def _feed(digest, value) -> None:
+    """Feed a nested structure of dicts, sequences, arrays and scalars into ``digest``, canonically."""
+    if isinstance(value, dict):
+        digest.update(b"{%d" % len(value))
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[%d" % len(value))
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, np.ndarray) or hasattr(value, "__array__") and not np.isscalar(value):
+        array = np.ascontiguousarray(np.asarray(value))
+        digest.update(f"a{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    else:
+        digest.update(f"s{type(value).__name__}:{value!r}".encode())
