@@ -321,3 +321,21 @@ def test_row_blocks_do_not_change_the_result(monkeypatch):
     whole = all_row_metrics(Y, F)
     monkeypatch.setattr(M, "_BLOCK_ENTRIES", 40)   # blocks of 4 rows, the last one partial
     np.testing.assert_allclose(all_row_metrics(Y, F), whole, rtol=1e-12)
+
+
+def test_cost_benchmark_runs(tmp_path, monkeypatch):
+    import json
+    import runpy
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "rows.json"
+    script = Path(__file__).resolve().parents[1] / "bench" / "metrics_cost.py"
+    monkeypatch.setattr(sys, "argv", ["metrics_cost.py", "--n", "30", "--q", "40", "--repeats", "1",
+                                      "--loop-rows", "5", "--json", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    rows = json.loads(out.read_text())
+    assert [r["metric"] for r in rows] == ["average_precision ranking", "average_precision samples", "ranking_loss",
+                                           "coverage", "macro_auc", "average_precision samples, row loop"]
+    assert all(r["abs_difference"] < 1e-12 for r in rows)
+    assert all(r["mlbs_s"] > 0 and r["sklearn_s"] > 0 for r in rows[:-1]) and rows[-1]["loop_ms_per_row"] > 0
