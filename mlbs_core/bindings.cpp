@@ -2,12 +2,17 @@
 // arguments, releases the GIL around bulk work and maps C++ errors to Python exceptions
 // (std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
 // std::overflow_error -> OverflowError). The semantics are documented in the C++ headers.
+//
+// The methods of WeightedIndex and RankIndex reach their object through InUse, which refuses an
+// object whose constructor never ran (TypeError) and one that another thread is using
+// (RuntimeError): a structure used by two threads at once would otherwise be corrupted.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -88,6 +93,40 @@ std::uint64_t seed_or_entropy(std::optional<std::uint64_t> seed) {
   return (static_cast<std::uint64_t>(device()) << 32) ^ device();
 }
 
+const char* name_of(const mlbs::WeightedIndex*) { return "WeightedIndex"; }
+const char* name_of(const mlbs::RankIndex*) { return "RankIndex"; }
+
+// The C++ object behind `self`, held by this call until it returns.
+template <class Core>
+class InUse {
+ public:
+  explicit InUse(py::handle self) : core_(constructed(self)) {
+    if (!core_.in_use().try_acquire())
+      throw std::runtime_error(std::string("this ") + name_of(&core_) +
+                               " is in use by another thread: one object must not be used from several "
+                               "threads at once (give each thread its own, or hold a lock around every call)");
+  }
+  ~InUse() { core_.in_use().release(); }
+  InUse(const InUse&) = delete;
+  InUse& operator=(const InUse&) = delete;
+  Core& operator*() const { return core_; }
+  Core* operator->() const { return &core_; }
+
+ private:
+  static Core& constructed(py::handle self) {
+    static py::detail::type_info* const info = py::detail::get_type_info(typeid(Core));
+    const char* name = name_of(static_cast<Core*>(nullptr));
+    if (!PyObject_TypeCheck(self.ptr(), info->type))
+      throw py::type_error(std::string("expected a ") + name + ", got " + Py_TYPE(self.ptr())->tp_name);
+    auto v_h = reinterpret_cast<py::detail::instance*>(self.ptr())->get_value_and_holder(info);
+    if (!v_h || !v_h.holder_constructed() || v_h.value_ptr() == nullptr)
+      throw py::type_error(std::string("this ") + name + " is not initialised (its constructor never ran): create it as " +
+                           name + "(n, seed=...)");
+    return *static_cast<Core*>(v_h.value_ptr());
+  }
+  Core& core_;
+};
+
 template <class Core, class Fill>
 IndexArray draw_into(Core& core, std::size_t k, Fill fill) {
   IndexArray out(static_cast<py::ssize_t>(k));
@@ -103,12 +142,12 @@ template <class Core>
 void bind_rng_state(py::class_<Core>& cls) {
   cls.def_property(
       "rng_state",
-      [](Core& self) { return self.rng().state(); },
-      [](Core& self, const mlbs::Rng::State& s) { self.rng().set_state(s); },
+      [](py::handle self) { return InUse<Core>(self)->rng().state(); },
+      [](py::handle self, const mlbs::Rng::State& s) { InUse<Core>(self)->rng().set_state(s); },
       "State of the xoshiro256** generator: four 64-bit words. Assign a saved value to resume "
       "exactly the same sequence of draws.");
   cls.def(
-      "seed", [](Core& self, std::uint64_t seed) { self.rng().reseed(seed); }, py::arg("seed"),
+      "seed", [](py::handle self, std::uint64_t seed) { InUse<Core>(self)->rng().reseed(seed); }, py::arg("seed"),
       "Restart the generator from `seed`.");
 }
 
@@ -129,41 +168,68 @@ void bind_items(py::class_<Core>& cls, const std::string& values, const char* as
             return new Core(static_cast<std::size_t>(n), seed_or_entropy(seed));
           }),
           py::arg("n"), py::kw_only(), py::arg("seed") = py::none());
-  cls.def("__len__", &Core::size);
+  cls.def("__len__", [](py::handle self) { return InUse<Core>(self)->size(); });
   auto copy = [](const Core& self) {
     FloatArray out(static_cast<py::ssize_t>(self.size()));
     (self.*Copy)(out.mutable_data());
     return out;
   };
-  cls.def(values.c_str(), copy, ("Copy of all n " + values + ".").c_str());
+  cls.def(
+      values.c_str(), [copy](py::handle self) { return copy(*InUse<Core>(self)); },
+      ("Copy of all n " + values + ".").c_str());
   cls.def(
       "assign",
-      [values](Core& self, const py::handle& given) {
+      [values](py::handle self, const py::handle& given) {
+        InUse<Core> core(self);
         FloatArray v = as_reals(given, values.c_str());
-        if (static_cast<std::size_t>(v.size()) != self.size())
-          throw py::value_error("assign needs " + std::to_string(self.size()) + " " + values + ", got " +
+        if (static_cast<std::size_t>(v.size()) != core->size())
+          throw py::value_error("assign needs " + std::to_string(core->size()) + " " + values + ", got " +
                                 std::to_string(v.size()));
         py::gil_scoped_release nogil;
-        self.assign(v.data());
+        core->assign(v.data());
       },
       py::arg(values.c_str()), assign_doc);
   cls.def(
       "update",
-      [values](Core& self, const py::handle& indices, const py::handle& given) {
+      [values](py::handle self, const py::handle& indices, const py::handle& given) {
+        InUse<Core> core(self);
         IndexArray idx = as_indices(indices);
         FloatArray v = as_reals(given, values.c_str());
         check_pair(idx, v, values);
         py::gil_scoped_release nogil;
-        self.update(idx.data(), v.data(), static_cast<std::size_t>(idx.size()));
+        core->update(idx.data(), v.data(), static_cast<std::size_t>(idx.size()));
       },
       py::arg("indices"), py::arg(values.c_str()), update_doc);
   bind_rng_state(cls);
+  // State: (n, the n values, the generator state). A state is checked whole (its n against the
+  // length and type of the values, then the values as assign checks them) before it is used.
   cls.def(py::pickle(
-      [copy](Core& self) { return py::make_tuple(self.size(), copy(self), self.rng().state()); },
-      [](const py::tuple& t) {
-        auto* core = new Core(t[0].cast<std::size_t>());
-        core->assign(t[1].cast<FloatArray>().data());
-        core->rng().set_state(t[2].cast<mlbs::Rng::State>());
+      [copy](py::handle self) {
+        InUse<Core> core(self);
+        return py::make_tuple(core->size(), copy(*core), core->rng().state());
+      },
+      [kind, values](const py::tuple& t) {
+        const std::string what = "a " + kind + " state";
+        if (t.size() != 3)
+          throw py::value_error(what + " is (n, " + values + ", generator state), got a tuple of " +
+                                std::to_string(t.size()) + " items");
+        if (!py::isinstance<py::int_>(t[0]))
+          throw py::type_error(what + " needs an integer n, got " + py::repr(t[0]).cast<std::string>());
+        const auto n = t[0].cast<std::int64_t>();
+        FloatArray v = as_reals(t[1], values.c_str());
+        if (n <= 0 || v.size() != n)
+          throw py::value_error(what + " with n = " + std::to_string(n) + " holds " + std::to_string(v.size()) +
+                                " " + values);
+        mlbs::Rng::State rng_state;
+        try {
+          rng_state = t[2].cast<mlbs::Rng::State>();
+        } catch (const py::cast_error&) {
+          throw py::type_error(what + " needs a generator state of four 64-bit unsigned integers, got " +
+                               py::repr(t[2]).cast<std::string>());
+        }
+        auto core = std::make_unique<Core>(static_cast<std::size_t>(n));
+        core->assign(v.data());
+        core->rng().set_state(rng_state);
         return core;
       }));
 }
@@ -195,28 +261,31 @@ one index must not be used from several threads at once (give each thread its ow
       wi, "weights", "Set all n weights at once: O(n).",
       "Set weights[indices[t]] = weights[t] in order: O(k log n). A repeated index keeps the last "
       "weight given for it. Nothing changes if any input is invalid.");
-  wi.def("total", &mlbs::WeightedIndex::total, "Sum of all weights.");
-  wi.def("nonzero", &mlbs::WeightedIndex::nonzero, "Number of items with positive weight.");
-  wi.def("memory_bytes", &mlbs::WeightedIndex::memory_bytes, "Bytes held by the tree.");
+  using Weighted = InUse<mlbs::WeightedIndex>;
+  wi.def("total", [](py::handle self) { return Weighted(self)->total(); }, "Sum of all weights.");
+  wi.def("nonzero", [](py::handle self) { return Weighted(self)->nonzero(); }, "Number of items with positive weight.");
+  wi.def("memory_bytes", [](py::handle self) { return Weighted(self)->memory_bytes(); }, "Bytes held by the tree.");
   wi.def(
       "weight",
-      [](const mlbs::WeightedIndex& self, std::int64_t i) {
-        if (i < 0 || static_cast<std::size_t>(i) >= self.size())
+      [](py::handle self, std::int64_t i) {
+        Weighted core(self);
+        if (i < 0 || static_cast<std::size_t>(i) >= core->size())
           throw py::index_error("index " + std::to_string(i) + " is out of range for " +
-                                std::to_string(self.size()) + " items");
-        return self.weight(static_cast<std::size_t>(i));
+                                std::to_string(core->size()) + " items");
+        return core->weight(static_cast<std::size_t>(i));
       },
       py::arg("i"), "Weight of item i.");
   wi.def(
       "draw",
-      [](mlbs::WeightedIndex& self, std::int64_t k) {
-        return draw_into(self, as_count(k, "k"), [](auto& c, std::size_t n, std::int64_t* o) { c.draw(n, o); });
+      [](py::handle self, std::int64_t k) {
+        return draw_into(*Weighted(self), as_count(k, "k"),
+                         [](auto& c, std::size_t n, std::int64_t* o) { c.draw(n, o); });
       },
       py::arg("k"), "k independent indices, each drawn with probability weight / total.");
   wi.def(
       "draw_distinct",
-      [](mlbs::WeightedIndex& self, std::int64_t k) {
-        return draw_into(self, as_count(k, "k"),
+      [](py::handle self, std::int64_t k) {
+        return draw_into(*Weighted(self), as_count(k, "k"),
                          [](auto& c, std::size_t n, std::int64_t* o) { c.draw_distinct(n, o); });
       },
       py::arg("k"),
@@ -224,46 +293,64 @@ one index must not be used from several threads at once (give each thread its ow
       "among the items not drawn yet (numpy Generator.choice(replace=False, p=...) semantics).");
   wi.def(
       "prefix",
-      [](const mlbs::WeightedIndex& self, const py::handle& positions) {
+      [](py::handle self, const py::handle& positions) {
+        Weighted core(self);
         IndexArray pos = as_indices(positions);
         FloatArray out(pos.size());
         for (py::ssize_t t = 0; t < pos.size(); ++t) {
           const std::int64_t i = pos.data()[t];
-          if (i < 0 || static_cast<std::size_t>(i) > self.size())
+          if (i < 0 || static_cast<std::size_t>(i) > core->size())
             throw py::index_error("prefix position " + std::to_string(i) + " is out of range [0, " +
-                                  std::to_string(self.size()) + "]");
-          out.mutable_data()[t] = self.prefix(static_cast<std::size_t>(i));
+                                  std::to_string(core->size()) + "]");
+          out.mutable_data()[t] = core->prefix(static_cast<std::size_t>(i));
         }
         return out;
       },
       py::arg("positions"), "Sums of the weights of items 0..i-1 for each i (0 <= i <= n).");
   wi.def(
       "locate",
-      [](const mlbs::WeightedIndex& self, const py::handle& masses) {
+      [](py::handle self, const py::handle& masses) {
+        Weighted core(self);
         FloatArray u = as_reals(masses, "masses");
-        if (self.nonzero() == 0) throw py::value_error("cannot locate: the total weight is zero");
+        if (core->nonzero() == 0) throw py::value_error("cannot locate: the total weight is zero");
         IndexArray out(u.size());
         for (py::ssize_t t = 0; t < u.size(); ++t) {
           const double x = u.data()[t];
-          if (!(x >= 0.0 && x < self.total()))
+          if (!(x >= 0.0 && x < core->total()))
             throw py::value_error("mass " + std::to_string(x) + " is outside [0, total)");
-          out.mutable_data()[t] = static_cast<std::int64_t>(self.locate(x));
+          out.mutable_data()[t] = static_cast<std::int64_t>(core->locate(x));
         }
         return out;
       },
       py::arg("masses"), "Item in which each cumulative mass u (0 <= u < total) falls.");
   wi.def(
       "probabilities",
-      [](const mlbs::WeightedIndex& self) {
-        FloatArray out(static_cast<py::ssize_t>(self.size()));
+      [](py::handle self) {
+        Weighted core(self);
+        FloatArray out(static_cast<py::ssize_t>(core->size()));
         double* dst = out.mutable_data();
         {
           py::gil_scoped_release nogil;
-          self.probabilities(dst);
+          core->probabilities(dst);
         }
         return out;
       },
       "weights / total, for all items.");
+  wi.def(
+      "_levels",
+      [](const py::object& self) {
+        const auto& index = self.cast<const mlbs::WeightedIndex&>();
+        py::tuple out(index.level_count());
+        for (std::size_t l = 0; l < index.level_count(); ++l) {
+          FloatArray view(static_cast<py::ssize_t>(index.level_size(l)), index.level_data(l), self);
+          py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+          out[l] = std::move(view);
+        }
+        return out;
+      },
+      "Internal: read-only views of the tree's storage, the leaves (padded to blocks of 8) first, "
+      "then the block records of each upper level (8 values, then their 8 prefix sums). Each view "
+      "holds a reference to the index, whose storage never moves.");
 
   m.def(
       "_draw_chain",
@@ -461,6 +548,7 @@ one index must not be used from several threads at once (give each thread its ow
         const auto n = static_cast<std::size_t>(table.size());
         if (static_cast<std::size_t>(w.size()) != n || idx.size() != loss.size())
           throw py::value_error("inconsistent lengths");
+        mlbs::check_indices(idx.data(), static_cast<std::size_t>(idx.size()), n);
         FloatArray omega(idx.size());
         bool moved;
         {
@@ -494,51 +582,55 @@ Bulk calls release the GIL: one index must not be used from several threads at o
       ri, "scores", "Set all n scores at once: O(n log n).",
       "Set scores[indices[t]] = scores[t] in order: O(k log n). Nothing changes if any input is "
       "invalid.");
+  using Ranked = InUse<mlbs::RankIndex>;
   ri.def(
       "rank",
-      [](const mlbs::RankIndex& self, const py::handle& indices) {
+      [](py::handle self, const py::handle& indices) {
+        Ranked core(self);
         IndexArray idx = as_indices(indices);
-        mlbs::check_indices(idx.data(), static_cast<std::size_t>(idx.size()), self.size());
+        mlbs::check_indices(idx.data(), static_cast<std::size_t>(idx.size()), core->size());
         IndexArray out(idx.size());
         for (py::ssize_t t = 0; t < idx.size(); ++t)
-          out.mutable_data()[t] = static_cast<std::int64_t>(self.rank(static_cast<std::size_t>(idx.data()[t])));
+          out.mutable_data()[t] = static_cast<std::int64_t>(core->rank(static_cast<std::size_t>(idx.data()[t])));
         return out;
       },
       py::arg("indices"), "1-based ascending ranks of the given items.");
   ri.def(
       "select",
-      [](const mlbs::RankIndex& self, const py::handle& ranks) {
+      [](py::handle self, const py::handle& ranks) {
+        Ranked core(self);
         IndexArray r = as_indices(ranks);
-        const std::int64_t n = static_cast<std::int64_t>(self.size());
+        const std::int64_t n = static_cast<std::int64_t>(core->size());
         for (py::ssize_t t = 0; t < r.size(); ++t)
           if (r.data()[t] < 1 || r.data()[t] > n)
             throw py::index_error("rank " + std::to_string(r.data()[t]) + " at position " +
                                   std::to_string(t) + " is out of range 1.." + std::to_string(n));
         IndexArray out(r.size());
         for (py::ssize_t t = 0; t < r.size(); ++t)
-          out.mutable_data()[t] = static_cast<std::int64_t>(self.select(static_cast<std::size_t>(r.data()[t])));
+          out.mutable_data()[t] = static_cast<std::int64_t>(core->select(static_cast<std::size_t>(r.data()[t])));
         return out;
       },
       py::arg("ranks"), "Items of the given 1-based ascending ranks (the inverse of rank).");
   ri.def(
       "order",
-      [](const mlbs::RankIndex& self) {
-        IndexArray out(static_cast<py::ssize_t>(self.size()));
-        self.order(out.mutable_data());
+      [](py::handle self) {
+        Ranked core(self);
+        IndexArray out(static_cast<py::ssize_t>(core->size()));
+        core->order(out.mutable_data());
         return out;
       },
       "All items in ascending rank order.");
   ri.def(
       "draw",
-      [](mlbs::RankIndex& self, std::int64_t k, double pressure) {
-        return draw_into(self, as_count(k, "k"),
+      [](py::handle self, std::int64_t k, double pressure) {
+        return draw_into(*Ranked(self), as_count(k, "k"),
                          [pressure](auto& c, std::size_t n, std::int64_t* o) { c.draw(n, pressure, o); });
       },
       py::arg("k"), py::arg("pressure"), "k independent draws with p(rank r) ~ pressure^(r/n).");
   ri.def(
       "draw_distinct",
-      [](mlbs::RankIndex& self, std::int64_t k, double pressure) {
-        return draw_into(self, as_count(k, "k"), [pressure](auto& c, std::size_t n, std::int64_t* o) {
+      [](py::handle self, std::int64_t k, double pressure) {
+        return draw_into(*Ranked(self), as_count(k, "k"), [pressure](auto& c, std::size_t n, std::int64_t* o) {
           c.draw_distinct(n, pressure, o);
         });
       },
@@ -547,12 +639,13 @@ Bulk calls release the GIL: one index must not be used from several threads at o
       "drawn yet.");
   ri.def(
       "probabilities",
-      [](const mlbs::RankIndex& self, double pressure) {
-        FloatArray out(static_cast<py::ssize_t>(self.size()));
+      [](py::handle self, double pressure) {
+        Ranked core(self);
+        FloatArray out(static_cast<py::ssize_t>(core->size()));
         double* dst = out.mutable_data();
         {
           py::gil_scoped_release nogil;
-          self.probabilities(pressure, dst);
+          core->probabilities(pressure, dst);
         }
         return out;
       },

@@ -17,8 +17,14 @@
 //     P(R <= r) = (s^(r/n) - 1) / (s - 1)   =>   R = ceil(n * log1p(U (s - 1)) / log(s)),
 // U uniform on [0, 1) (s = 1: R = floor(U n) + 1), then the item of rank R is selected.
 // Distinct draws reject repeated ranks; in the rare case that the drawn mass passes half of the
-// total (k a sizable fraction of n), the remaining draws come from a temporary WeightedIndex over
-// the rank weights with the drawn ranks set to zero (O(n) once).
+// total (k a sizable fraction of n), or after kMaxRejections rejections in a row, the remaining
+// draws come from a temporary WeightedIndex over the rank weights with the drawn ranks set to zero
+// (O(n) once). A distinct draw of k items thus takes at most k (kMaxRejections + 1) draws of a rank
+// before that, whatever the pressure.
+//
+// Range. The weights are taken relative to the largest, s^(r/n - 1) in [1/s, 1], and their total
+// in a closed form of these: both stay finite (at most n) for every finite s >= 1, where s^(r/n)
+// itself would overflow for s near the largest double.
 #pragma once
 
 #include <algorithm>
@@ -32,12 +38,15 @@
 #include "index_set.hpp"
 #include "rng.hpp"
 #include "sorted_blocks.hpp"
+#include "use_flag.hpp"
 #include "weighted_index.hpp"
 
 namespace mlbs {
 
 class RankIndex {
  public:
+  static constexpr std::size_t kMaxRejections = 128;  // in a row, before the exact finish
+
   explicit RankIndex(std::size_t n, std::uint64_t seed = 0) : n_(n), rng_(seed) {
     if (n == 0) throw std::invalid_argument("a RankIndex needs at least one item (n = 0)");
     if (n > std::numeric_limits<std::uint32_t>::max())
@@ -50,6 +59,7 @@ class RankIndex {
   double score(std::size_t i) const { return score_[i]; }
   void copy_scores(double* out) const { std::copy(score_.begin(), score_.end(), out); }
   Rng& rng() { return rng_; }
+  const UseFlag& in_use() const { return in_use_; }
 
   // Set all n scores: O(n log n).
   void assign(const double* s) {
@@ -95,18 +105,22 @@ class RankIndex {
     std::vector<std::int64_t> ranks;  // drawn ranks, in order (size k)
     ranks.reserve(k);
     double drawn = 0.0;
-    while (ranks.size() < k && drawn <= 0.5 * law.total()) {
+    std::size_t rejected = 0;  // draws rejected since the last accepted one
+    while (ranks.size() < k && drawn <= 0.5 * law.total() && rejected < kMaxRejections) {
       const std::size_t r = law.rank(rng_.uniform());
       if (seen_.insert(static_cast<std::int64_t>(r))) {
         ranks.push_back(static_cast<std::int64_t>(r));
         drawn += law.weight(r);
+        rejected = 0;
+      } else {
+        ++rejected;
       }
     }
     if (ranks.size() < k) draw_remaining_exactly(law, k, ranks);
     for (std::size_t t = 0; t < k; ++t) out[t] = static_cast<std::int64_t>(select(static_cast<std::size_t>(ranks[t])));
   }
 
-  // p_i = pressure^(rank_i/n) / sum_r pressure^(r/n), for all i.
+  // p_i = pressure^(rank_i/n) / sum_r pressure^(r/n), for all i (from the relative weights).
   void probabilities(double pressure, double* out) const {
     const RankLaw law(n_, pressure);
     std::vector<double> by_rank(n_);
@@ -124,7 +138,8 @@ class RankIndex {
   }
 
  private:
-  // The rank law p(r) proportional to s^(r/n): weights and inverse-CDF sampling.
+  // The rank law p(r) proportional to s^(r/n): weights relative to the largest, their total and
+  // inverse-CDF sampling.
   class RankLaw {
    public:
     RankLaw(std::size_t n, double pressure) : n_(static_cast<double>(n)), s_(pressure) {
@@ -133,12 +148,13 @@ class RankIndex {
                                     std::to_string(pressure));
       log_s_ = std::log1p(pressure - 1.0);
     }
-    double weight(std::size_t r) const { return std::exp(log_s_ * (static_cast<double>(r) / n_)); }
-    // Sum over r = 1..n of weight(r) in closed form: a (s - 1) / (a - 1), a = s^(1/n).
+    // s^(r/n - 1) = e^(-log(s) (n - r) / n), in [1/s, 1].
+    double weight(std::size_t r) const { return std::exp(-log_s_ * ((n_ - static_cast<double>(r)) / n_)); }
+    // Sum over r = 1..n of weight(r) in closed form: sum_{j=0..n-1} a^-j = (1 - 1/s) / (1 - 1/a),
+    // a = s^(1/n), computed as expm1(-log s) / expm1(-log(s) / n) (at most n).
     double total() const {
       if (log_s_ == 0.0) return n_;
-      const double step = log_s_ / n_;
-      return std::exp(step) * (s_ - 1.0) / std::expm1(step);
+      return std::expm1(-log_s_) / std::expm1(-log_s_ / n_);
     }
     std::size_t rank(double u) const {
       const double x = log_s_ > 0 ? std::ceil(n_ * std::log1p(u * (s_ - 1.0)) / log_s_)
@@ -179,6 +195,7 @@ class RankIndex {
   std::vector<double> score_;
   SortedBlocks sorted_;  // the items in ascending (score, id) order
   Rng rng_;
+  UseFlag in_use_;
   IndexSet seen_;
 };
 

@@ -37,7 +37,15 @@
 // rejection of repeats: an independent draw from the full distribution, conditioned on not
 // being a repeat, has exactly that law. When the already drawn mass exceeds half of the current
 // total, the drawn items are taken out of the tree (weight 0) so acceptance stays above 1/2; they
-// are written back at the end, which restores the tree bit for bit.
+// are written back at the end, which restores the tree bit for bit. They are also taken out after
+// kMaxRejections rejections in a row (below 2^-96 likely while acceptance is above 1/2, so the
+// draws of a seed do not depend on it): after an exclusion every candidate is accepted, so a
+// distinct draw of k items takes at most k (kMaxRejections + 2 kGroup) walks, whatever the
+// weights.
+//
+// Bounds. Every loop runs a number of times fixed by n and the arguments (the rejection loop by
+// the bound above). The total weight stays finite: assign and update refuse weights whose total
+// would overflow to infinity.
 #pragma once
 
 #include <algorithm>
@@ -58,6 +66,7 @@
 
 #include "prefetch.hpp"
 #include "rng.hpp"
+#include "use_flag.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -143,6 +152,7 @@ class WeightedIndex {
   static constexpr int kShift = 3;            // log2(kFanout)
   static constexpr std::size_t kRecord = 16;  // doubles per upper block record: values, prefix sums
   static constexpr std::size_t kGroup = 32;   // interleaved walks per group
+  static constexpr std::size_t kMaxRejections = 128;  // in a row, before the drawn items are taken out
 
   explicit WeightedIndex(std::size_t n, std::uint64_t seed = 0) : n_(n), rng_(seed) {
     if (n == 0) throw std::invalid_argument("a WeightedIndex needs at least one item (n = 0)");
@@ -160,6 +170,15 @@ class WeightedIndex {
   double weight(std::size_t i) const { return leaves_[i]; }
   Rng& rng() { return rng_; }
 
+  // Storage of tree level l, for kernels outside this class that walk the tree exactly as locate
+  // and prefix do (AdaC's chain): level 0 is the leaves, padded to whole blocks of 8; level l >= 1
+  // holds the block records of that level (8 values, then their 8 prefix sums). Allocated once,
+  // in the constructor, so the storage stays where it is for the index's whole life.
+  std::size_t level_count() const { return levels(); }
+  const double* level_data(std::size_t l) const { return l == 0 ? leaves_.data() : upper_[l - 1].data(); }
+  std::size_t level_size(std::size_t l) const { return l == 0 ? leaves_.size() : upper_[l - 1].size(); }
+  const UseFlag& in_use() const { return in_use_; }
+
   void copy_weights(double* out) const { std::copy(leaves_.begin(), leaves_.begin() + n_, out); }
 
   // Bytes held by the tree (all levels).
@@ -169,9 +188,12 @@ class WeightedIndex {
     return bytes;
   }
 
-  // Set all n weights: O(n).
+  // Set all n weights: O(n). Nothing changes if a weight is invalid or if their total would
+  // overflow to infinity (std::overflow_error).
   void assign(const double* w) {
     check_weights(w, n_);
+    if (!total_is_finite(w))
+      throw std::overflow_error("assign rejected: the total weight would overflow to infinity");
     std::size_t positive = 0;
     double* leaves = leaves_.data();
     for (std::size_t i = 0; i < n_; ++i) {
@@ -238,13 +260,15 @@ class WeightedIndex {
     std::size_t got = 0;
     std::size_t kept_from = 0;   // out[kept_from..got) are drawn, marked and still in the tree
     double drawn_in_tree = 0.0;  // their total weight
+    std::size_t rejected = 0;    // candidates rejected since the last accepted one
     std::int64_t candidates[kGroup];
     while (got < k) {
-      if (drawn_in_tree > 0.5 * total_) {
+      if (drawn_in_tree > 0.5 * total_ || rejected >= kMaxRejections) {
         unmark(out + kept_from, got - kept_from);
         exclude(out + kept_from, got - kept_from);
         kept_from = got;
         drawn_in_tree = 0.0;
+        rejected = 0;
       }
       const std::size_t m = std::min(kGroup, k - got);
       walk_group(m, candidates);
@@ -254,6 +278,9 @@ class WeightedIndex {
           out[got++] = candidates[c];
           drawn_in_tree += slot;
           slot = -slot;
+          rejected = 0;
+        } else {
+          ++rejected;
         }
       }
     }
@@ -341,6 +368,35 @@ class WeightedIndex {
     }
     if (l + 1 < levels()) record(l + 1, b >> kShift)[b & (kFanout - 1)] = sum;
     else total_ = sum;
+  }
+
+  // Whether the tree built on the leaves w[0..n) would have a finite total. A plain sum (eight
+  // running sums) settles it when far from overflowing: both sum the same non-negative terms with
+  // relative rounding errors below n 2^-52, so a plain sum up to 1e300 means a finite tree total.
+  // Above, the tree's own sums are taken level by level (O(n / 8) scratch).
+  bool total_is_finite(const double* w) const {
+    double lane[kFanout] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + kFanout <= n_; i += kFanout)
+      for (std::size_t j = 0; j < kFanout; ++j) lane[j] += w[i + j];
+    for (std::size_t j = 0; i < n_; ++i, ++j) lane[j] += w[i];
+    double sum = 0.0;
+    for (double x : lane) sum += x;
+    if (sum <= 1e300) return true;
+    std::vector<double> level = block_totals(w, n_);
+    while (level.size() > 1) level = block_totals(level.data(), level.size());
+    return std::isfinite(level[0]);
+  }
+
+  // The totals of the blocks of 8 of x[0..m) (the last one padded with zeros), as block_prefix.
+  static std::vector<double> block_totals(const double* x, std::size_t m) {
+    std::vector<double> totals((m + kFanout - 1) / kFanout);
+    alignas(64) double v[kFanout], p[kFanout];
+    for (std::size_t b = 0; b < totals.size(); ++b) {
+      for (std::size_t j = 0; j < kFanout; ++j) v[j] = b * kFanout + j < m ? x[b * kFanout + j] : 0.0;
+      totals[b] = block_prefix(v, p);
+    }
+    return totals;
   }
 
   void require_positive_total() const {
@@ -459,6 +515,7 @@ class WeightedIndex {
   double total_ = 0.0;
   std::size_t nonzero_ = 0;
   Rng rng_;
+  UseFlag in_use_;
   // Scratch kept between calls (sized by batch, never by n).
   std::vector<double> saved_, zeros_, excluded_weight_;
   std::vector<std::int64_t> excluded_;
