@@ -1,6 +1,11 @@
 """Result store: atomic records, resume after an interruption, configurations kept apart."""
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,3 +120,105 @@ def test_grid_validates_names_and_folds(tmp_path):
         Grid(("emotion",), ("mlp",), ("random",), (0,))
     with pytest.raises(ValueError, match="outside"):
         run_grid(Grid(("emotions",), ("mlp",), ("random",), (7,)), CFG, ResultStore(tmp_path))
+
+
+# ----------------------------------------------------------------------------- several processes
+KEY = RunKey("emotions", "mlp", "random", 0, 0)
+
+
+def test_a_claimed_run_cannot_be_claimed_again_until_released(tmp_path):
+    store = ResultStore(tmp_path)
+    first = store.try_claim(CFG, KEY)
+    assert first is not None and store.try_claim(CFG, KEY) is None
+    assert store.holder(CFG, KEY)["pid"] == os.getpid()
+    other = store.try_claim(CFG, RunKey("emotions", "mlp", "random", 1, 0))
+    assert other is not None  # claims are per run
+    first.release()
+    assert store.holder(CFG, KEY) is None
+    with store.try_claim(CFG, KEY) as again:
+        assert again.held
+    assert not again.held
+
+
+def test_a_run_with_a_record_is_not_claimed(tmp_path, reference):
+    store = ResultStore(tmp_path)
+    store.save(CFG, KEY, reference.load(CFG.hash())[0]["result"])
+    assert store.try_claim(CFG, KEY) is None
+
+
+def test_the_claim_of_a_killed_process_is_free(tmp_path):
+    code = ("import os, signal, sys\nfrom mlbs.experiments.config import ExperimentConfig\n"
+            "from mlbs.experiments.store import ResultStore, RunKey\n"
+            "c = ResultStore(sys.argv[1]).try_claim(ExperimentConfig(epochs=2, n_folds=3, eval_train_loss=False), "
+            "RunKey('emotions', 'mlp', 'random', 0, 0))\nassert c is not None\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=_env(), capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    store = ResultStore(tmp_path)
+    assert store.lock_path(CFG.hash(), KEY).exists()  # left behind by kill -9, but nobody holds it
+    assert store.try_claim(CFG, KEY) is not None
+
+
+def test_stale_temporary_files_are_cleaned_unless_their_run_is_held(tmp_path):
+    store = ResultStore(tmp_path)
+    h = store.save_config(CFG)
+    record = store.record_path(h, KEY)
+    record.parent.mkdir(parents=True)
+    stray = record.parent / f".{record.name}.x1y2.tmp"
+    stray.write_text('{"cut')
+    config_tmp = store.config_path(h).parent / f".{h}.json.q9.tmp"
+    config_tmp.write_text("{")
+    fresh_config_tmp = store.config_path(h).parent / f".{h}.json.r8.tmp"
+    fresh_config_tmp.write_text("{")
+    old = time.time() - 3600
+    os.utime(config_tmp, (old, old))
+    with store.try_claim(CFG, KEY):
+        assert not stray.exists()  # the holder's own leftovers go when it claims
+        stray.write_text('{"being written')
+        assert store.clean_temporaries() == 1  # the old configuration temporary only
+        assert stray.exists() and not config_tmp.exists() and fresh_config_tmp.exists()
+    assert store.clean_temporaries() == 1 and not stray.exists()
+
+
+_TWO_PROCESS_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from mlbs.experiments.config import ExperimentConfig
+from mlbs.experiments.runner import Grid, run_grid
+from mlbs.experiments.store import ResultStore
+root, me, other = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+(root.parent / me).touch()
+while not (root.parent / other).exists():  # start together
+    time.sleep(0.005)
+grid = Grid(("emotions",), ("mlp",), ("random", "adaptive"), (0, 1, 2))
+s = run_grid(grid, ExperimentConfig(epochs=2, n_folds=3, eval_train_loss=False), ResultStore(root))
+print(json.dumps({"done": [list(k.as_dict().values()) for k in s["done"]], "busy": len(s["busy"]),
+                  "skipped": len(s["skipped"])}))
+"""
+
+
+def _env():
+    env = dict(os.environ)
+    python = str(Path(__file__).resolve().parents[1] / "python")
+    env["PYTHONPATH"] = python + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_two_processes_on_one_store_run_each_run_exactly_once(tmp_path):
+    root = tmp_path / "store"
+    procs = [subprocess.Popen([sys.executable, "-c", _TWO_PROCESS_SCRIPT, str(root), me, other], env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for me, other in (("a", "b"), ("b", "a"))]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
+    done = [tuple(k) for o in outputs for k in o["done"]]
+    assert len(done) == len(set(done)) == len(GRID.keys())  # every run once, none twice
+    assert all(o["done"] for o in outputs)  # started together, they shared the grid
+    assert sum(o["busy"] + o["skipped"] for o in outputs) == len(GRID.keys())
+    store = ResultStore(root)
+    assert len(store.load(CFG.hash())) == len(GRID.keys())
+    assert not list(root.rglob("*.tmp")) and not list((root / "locks").rglob("*.lock"))
