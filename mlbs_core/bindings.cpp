@@ -232,6 +232,14 @@ void bind_items(py::class_<Core>& cls, const std::string& values, const char* as
         core->rng().set_state(rng_state);
         return core;
       }));
+  // Every pickle protocol rebuilds through __setstate__ (object's own reduction for protocols 0
+  // and 1 would call the base class of the binding, which cannot make an instance).
+  auto reduce = [](py::handle self) {
+    return py::make_tuple(py::module_::import("copyreg").attr("__newobj__"),
+                          py::make_tuple(py::type::handle_of(self)), self.attr("__getstate__")());
+  };
+  cls.def("__reduce__", reduce);
+  cls.def("__reduce_ex__", [reduce](py::handle self, int) { return reduce(self); }, py::arg("protocol"));
 }
 
 }  // namespace

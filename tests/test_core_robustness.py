@@ -80,14 +80,25 @@ def test_tampered_states_are_refused_before_use(cls):
         assert got == expected and match in message, (expected, match, got, message)
 
 
-@pytest.mark.parametrize("cls", [WeightedIndex, RankIndex])
-def test_valid_state_still_round_trips(cls):
-    obj = cls(50, seed=3)
-    obj.assign(np.random.default_rng(0).random(50))
-    clone = pickle.loads(pickle.dumps(obj))
-    values = "weights" if cls is WeightedIndex else "scores"
-    np.testing.assert_array_equal(getattr(clone, values)(), getattr(obj, values)())
-    assert clone.rng_state == obj.rng_state
+@pytest.mark.parametrize("cls", ["WeightedIndex", "RankIndex"])
+def test_every_pickle_protocol_and_copy_round_trip(cls):
+    result = run_isolated(
+        f"""
+        import copy, json, pickle
+        import numpy as np
+        from mlbs import {cls} as Cls
+        obj = Cls(50, seed=3)
+        obj.assign(np.random.default_rng(0).random(50))
+        values = "weights" if Cls.__name__ == "WeightedIndex" else "scores"
+        out = []
+        clones = [pickle.loads(pickle.dumps(obj, protocol=p)) for p in range(pickle.HIGHEST_PROTOCOL + 1)]
+        for clone in clones + [copy.copy(obj), copy.deepcopy(obj)]:
+            out.append(bool(np.array_equal(getattr(clone, values)(), getattr(obj, values)()))
+                       and clone.rng_state == obj.rng_state and type(clone) is Cls)
+        print(json.dumps(out))
+        """
+    )
+    assert result == [True] * (pickle.HIGHEST_PROTOCOL + 3)
 
 
 # ---------------------------------------------------------------------------------------------
