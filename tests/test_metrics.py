@@ -233,6 +233,7 @@ def test_sparse_inputs_accepted():
 
     Y, F = random_case(0)
     assert M.ranking_loss(sp.csr_matrix(Y), F) == pytest.approx(M.ranking_loss(Y, F))
+    assert M.ranking_loss(sp.csr_array(Y), sp.csr_array(F)) == pytest.approx(M.ranking_loss(Y, F))
     assert M.macro_f1(sp.csr_matrix(Y), sp.csr_matrix(M.binarize(F))) == pytest.approx(M.macro_f1(Y, M.binarize(F)))
 
 

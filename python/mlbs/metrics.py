@@ -33,15 +33,21 @@ The ranking metrics cost O(q log q) per row (one sort of the row) or less.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal, Union, overload
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
 __all__ = ["UndefinedMetricWarning", "binarize", "macro_f1", "micro_f1", "hamming_loss", "subset_accuracy",
-           "AucResult", "macro_auc", "micro_auc", "ranking_loss", "one_error", "coverage",
+           "MatrixLike", "AucResult", "macro_auc", "micro_auc", "ranking_loss", "one_error", "coverage",
            "average_precision"]
+
+#: An (n, q) matrix: anything ``numpy.asarray`` takes, or a scipy sparse matrix or array.
+MatrixLike = Union[npt.ArrayLike, sp.spmatrix, sp.sparray]
 
 #: Rows per block of the row-sorting metrics: bounds their temporary arrays to about 2^20 entries.
 _BLOCK_ENTRIES = 1 << 20
@@ -52,14 +58,14 @@ class UndefinedMetricWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- input checks
-def _dense(A, name: str) -> np.ndarray:
-    A = A.toarray() if sp.issparse(A) else np.asarray(A)
+def _dense(A: MatrixLike, name: str) -> np.ndarray:
+    A = A.toarray() if isinstance(A, (sp.spmatrix, sp.sparray)) else np.asarray(A)
     if A.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n, q), got shape {A.shape}")
     return A
 
 
-def _binary(A, name: str) -> np.ndarray:
+def _binary(A: MatrixLike, name: str) -> np.ndarray:
     """``A`` as a bool array; ``ValueError`` naming the first entry that is not 0, 1 or bool."""
     A = _dense(A, name)
     if A.dtype == bool:
@@ -72,7 +78,7 @@ def _binary(A, name: str) -> np.ndarray:
     return A != 0
 
 
-def _truth_and(Y, A, name: str):
+def _truth_and(Y: MatrixLike, A: MatrixLike, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Checked ``(Y, A)``: ``A`` binary predictions (``name="P"``) or finite scores (``"F"``)."""
     Y = _binary(Y, "Y")
     if name == "P":
@@ -93,13 +99,13 @@ def _check_convention(convention: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"convention must be one of {allowed}, got {convention!r}")
 
 
-def binarize(F, threshold: float = 0.5) -> np.ndarray:
+def binarize(F: MatrixLike, threshold: float = 0.5) -> np.ndarray:
     """Predictions ``P = [F > threshold]`` (strict: a score equal to the threshold is negative)."""
     return _dense(F, "F").astype(np.float64) > threshold
 
 
 # --------------------------------------------------------------------------- predictions
-def macro_f1(Y, P, convention: str = "sklearn") -> float:
+def macro_f1(Y: MatrixLike, P: MatrixLike, convention: str = "sklearn") -> float:
     """Macro-averaged F1: ``(1/q) sum_j 2TP_j / (2TP_j + FP_j + FN_j)``.
 
     Parameters
@@ -118,7 +124,7 @@ def macro_f1(Y, P, convention: str = "sklearn") -> float:
     return float(np.where(den > 0, 2 * tp / np.maximum(den, 1), empty).mean())
 
 
-def micro_f1(Y, P) -> float:
+def micro_f1(Y: MatrixLike, P: MatrixLike) -> float:
     """Micro-averaged F1: ``2 sum TP / (2 sum TP + sum FP + sum FN)``; 0 when the denominator is 0."""
     Y, P = _truth_and(Y, P, "P")
     tp, fp, fn = (Y & P).sum(), (~Y & P).sum(), (Y & ~P).sum()
@@ -126,13 +132,13 @@ def micro_f1(Y, P) -> float:
     return float(2 * tp / den) if den else 0.0
 
 
-def hamming_loss(Y, P) -> float:
+def hamming_loss(Y: MatrixLike, P: MatrixLike) -> float:
     """Hamming loss ``(1/(n q)) sum_ij [p_ij != y_ij]`` (no degenerate case)."""
     Y, P = _truth_and(Y, P, "P")
     return float(np.mean(Y != P))
 
 
-def subset_accuracy(Y, P) -> float:
+def subset_accuracy(Y: MatrixLike, P: MatrixLike) -> float:
     """Subset accuracy (exact match): ``(1/n) sum_i [P_i = Y_i]``; an empty row predicted empty is a match."""
     Y, P = _truth_and(Y, P, "P")
     return float(np.mean(np.all(Y == P, axis=1)))
@@ -178,7 +184,17 @@ class AucResult:
         return self.value
 
 
-def macro_auc(Y, F, convention: str = "sklearn", invalid: str = "warn", return_details: bool = False):
+@overload
+def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = ..., invalid: str = ...,
+              return_details: Literal[False] = ...) -> float: ...
+@overload
+def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = ..., invalid: str = ..., *,
+              return_details: Literal[True]) -> AucResult: ...
+@overload
+def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = ..., invalid: str = ...,
+              return_details: bool = ...) -> float | AucResult: ...
+def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = "sklearn", invalid: str = "warn",
+              return_details: bool = False) -> float | AucResult:
     """Macro-averaged ROC AUC.
 
     Parameters
@@ -240,7 +256,7 @@ def macro_auc(Y, F, convention: str = "sklearn", invalid: str = "warn", return_d
     return value
 
 
-def micro_auc(Y, F) -> float:
+def micro_auc(Y: MatrixLike, F: MatrixLike) -> float:
     """Micro-averaged AUC: ROC area (ties 1/2) of the flattened ``(y, F)`` pairs.
 
     NaN with an :class:`UndefinedMetricWarning` when ``Y`` holds a single class (scikit-learn's
@@ -255,14 +271,14 @@ def micro_auc(Y, F) -> float:
 
 
 # --------------------------------------------------------------------------- ranking metrics
-def _row_blocks(Y: np.ndarray, F: np.ndarray):
+def _row_blocks(Y: np.ndarray, F: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(Y, F)`` in blocks of rows of about ``_BLOCK_ENTRIES`` entries."""
     rows = max(1, _BLOCK_ENTRIES // max(Y.shape[1], 1))
     for lo in range(0, Y.shape[0], rows):
         yield Y[lo:lo + rows], F[lo:lo + rows]
 
 
-def _counts_at_or_above(Y: np.ndarray, F: np.ndarray):
+def _counts_at_or_above(Y: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows sorted by descending score, with the counts of the ties-pessimistic metrics.
 
     Returns ``(Ys, n_ge, pos_ge)``, each (m, q), in the order of each row sorted by descending
@@ -290,7 +306,7 @@ def _strict_ranking(Y: np.ndarray, F: np.ndarray) -> np.ndarray:
     return np.take_along_axis(Y, order, axis=1)
 
 
-def ranking_loss(Y, F, convention: str = "sklearn") -> float:
+def ranking_loss(Y: MatrixLike, F: MatrixLike, convention: str = "sklearn") -> float:
     """Ranking loss: mean over rows of the fraction of mis-ordered (relevant, irrelevant) pairs.
 
     ``RL_i = |{(j, k) : y_ij = 1, y_ik = 0, k ranked above or tied with j}| /
@@ -323,7 +339,7 @@ def ranking_loss(Y, F, convention: str = "sklearn") -> float:
     return total / n if n else float("nan")
 
 
-def one_error(Y, F, convention: str = "cqupt") -> float:
+def one_error(Y: MatrixLike, F: MatrixLike, convention: str = "cqupt") -> float:
     """One-error: fraction of rows whose top-ranked label is irrelevant.
 
     Rows without a positive label are always errors (all conventions). scikit-learn has no
@@ -344,7 +360,7 @@ def one_error(Y, F, convention: str = "cqupt") -> float:
     return float(np.mean(~Y[np.arange(Y.shape[0]), top])) if Y.shape[0] else float("nan")
 
 
-def coverage(Y, F, convention: str = "sklearn") -> float:
+def coverage(Y: MatrixLike, F: MatrixLike, convention: str = "sklearn") -> float:
     """Coverage: how deep the ranking must go to cover every relevant label.
 
     Rows without positive labels contribute 0 and count in the mean (all conventions).
@@ -372,7 +388,7 @@ def coverage(Y, F, convention: str = "sklearn") -> float:
     return total / n if n else float("nan")
 
 
-def average_precision(Y, F, convention: str = "ranking") -> float:
+def average_precision(Y: MatrixLike, F: MatrixLike, convention: str = "ranking") -> float:
     """Average precision per row, averaged over the rows.
 
     ``AP_i = (1/|Y_i|) sum_{j in Y_i} |{l in Y_i : F_il >= F_ij}| / |{l : F_il >= F_ij}|``: the
