@@ -5,7 +5,7 @@ Modules
 config
     :class:`ExperimentConfig` (protocols ``"mlbs"`` and ``"paper-code"``, stable hash).
 datasets
-    Datasets preprocessed as in the papers, folds, validation splits.
+    Datasets preprocessed as in the papers (registered or own files and arrays), folds, validation splits.
 methods
     The batch-selection methods by name and how to build their policies.
 optim
@@ -15,7 +15,9 @@ evaluate
 loop
     :func:`run_fold`: one (dataset, model, method, fold, seed) run.
 store
-    :class:`ResultStore`: one atomically written JSON record per finished run.
+    :class:`ResultStore`: one atomically written JSON record per finished run; claims between processes.
+comparison
+    :func:`compare`: methods x models on one's own arrays or files, from Python.
 runner
     :func:`run_grid`: a grid of runs with resume.
 aggregate, wilcoxon, timing, plots, report
@@ -24,10 +26,11 @@ aggregate, wilcoxon, timing, plots, report
 from importlib import import_module
 
 __all__ = ["PROTOCOLS", "ExperimentConfig", "METHODS", "get_method", "run_fold", "Grid", "run_grid",
-           "ResultStore", "RunKey"]
+           "ResultStore", "RunKey", "compare", "Comparison"]
 
 _WHERE = {"PROTOCOLS": "config", "ExperimentConfig": "config", "METHODS": "methods", "get_method": "methods",
-          "run_fold": "loop", "Grid": "runner", "run_grid": "runner", "ResultStore": "store", "RunKey": "store"}
+          "run_fold": "loop", "Grid": "runner", "run_grid": "runner", "ResultStore": "store", "RunKey": "store",
+          "compare": "comparison", "Comparison": "comparison"}
 
 
 def __getattr__(name):
