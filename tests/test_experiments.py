@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mlbs.experiments import loop as loop_module
-from mlbs.experiments.config import ExperimentConfig
+from mlbs.experiments.config import MODEL_LR, PATIENCE, PROTOCOL_VERSION, ExperimentConfig
 from mlbs.experiments.loop import _state_copy, run_fold
 from mlbs.experiments.methods import METHODS, build_policy, get_method
 from mlbs.experiments.optim import lr_at_step, warmup_steps
@@ -64,6 +64,40 @@ def test_unknown_protocol_and_field_list_valid_names():
         ExperimentConfig.for_protocol("zhou")
     with pytest.raises(ValueError, match="valid:.*epochs"):
         ExperimentConfig.for_protocol("mlbs", epoch=3)
+
+
+def test_records_of_another_protocol_version_are_refused():
+    # A configuration stored before the version field existed (version 1) and any other version.
+    old = ExperimentConfig().as_dict()
+    del old["protocol_version"], old["model_lr"], old["patience"]
+    old["lr"] = 1e-4
+    with pytest.raises(ValueError, match="protocol version 1.*never mixed"):
+        ExperimentConfig.from_dict(old)
+    with pytest.raises(ValueError, match=f"version {PROTOCOL_VERSION + 1}"):
+        ExperimentConfig(protocol_version=PROTOCOL_VERSION + 1)
+    assert ExperimentConfig().hash() != ExperimentConfig(model_lr={**MODEL_LR, "mlp": 1e-4}).hash()
+
+
+def test_learning_rate_per_model_and_override():
+    from mlbs.models import MODELS
+
+    c = ExperimentConfig()
+    assert set(dict(c.model_lr)) == set(MODELS)  # every model has its stated rate
+    assert [c.lr_for(m) for m in MODELS] == [MODEL_LR[m] for m in MODELS]
+    assert ExperimentConfig(lr=3e-3).lr_for("dela") == 3e-3
+    paper = ExperimentConfig.for_protocol("paper-code")
+    assert [paper.lr_for(m) for m in MODELS] == [1e-4] * len(MODELS) and paper.patience == 0
+    with pytest.raises(ValueError, match="no learning rate for model 'foo'"):
+        c.lr_for("foo")
+    with pytest.raises(ValueError, match="learning rates must be numbers > 0"):
+        ExperimentConfig(model_lr={"mlp": -1.0})
+
+
+def test_early_stopping_needs_the_best_checkpoint():
+    assert ExperimentConfig().patience == PATIENCE
+    with pytest.raises(ValueError, match="needs checkpoint='best'"):
+        ExperimentConfig(checkpoint="final")
+    assert ExperimentConfig.for_protocol("mlbs", checkpoint="final").patience == 0
 
 
 # ---------------------------------------------------------------------------------- warm-up
@@ -139,6 +173,27 @@ def test_best_epoch_weights_are_tested(monkeypatch):
     assert r["test"] == one["test"]
     assert r["test_final"] == full["test_final"]
     assert r["test"] != r["test_final"]
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(monkeypatch):
+    """Scores 0.5, 0.7, 0.6, 0.65, 0.7, ...: the best is epoch 1 (ties do not count as
+    improvements), so patience 3 ends training after epoch 4 and tests epoch 1's weights."""
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.7, 0.9, 0.9, 0.9])
+    monkeypatch.setattr(loop_module, "validation_score", lambda Y, F, conv: next(scores))
+    cfg = ExperimentConfig(**dict(TINY, epochs=8, patience=3, eval_train_loss=False))
+    r = run_fold("emotions", "mlp", "random", 0, cfg)
+    assert (r["best_epoch"], r["epochs_run"], r["early_stopped"], r["best_is_last"]) == (1, 5, True, False)
+    assert len(r["curves"]["val_auc"]) == len(r["curves"]["train_time"]) == 5
+    one = run_fold("emotions", "mlp", "random", 0, ExperimentConfig(**dict(TINY, epochs=2, eval_train_loss=False)))
+    assert r["test"] == one["test_final"]
+
+
+def test_a_best_last_epoch_is_flagged(monkeypatch):
+    scores = iter([0.5, 0.6, 0.7])
+    monkeypatch.setattr(loop_module, "validation_score", lambda Y, F, conv: next(scores))
+    r = run_fold("emotions", "mlp", "random", 0, ExperimentConfig(**dict(TINY, epochs=3)))
+    assert (r["best_epoch"], r["epochs_run"], r["early_stopped"], r["best_is_last"]) == (2, 3, False, True)
+    assert r["lr"] == MODEL_LR["mlp"]
 
 
 def test_paper_code_protocol_uses_final_weights_and_half_folds():

@@ -10,6 +10,7 @@ Steps (``docs/protocol.md`` §3-§9, §11):
 4. per epoch: the batches, each trained with Adam under the LR warm-up and observed by the
    selector; then, off the clock, the validation Macro-AUC and (optionally) the full training loss
    in eval mode; a deep copy of the weights at each strict improvement of the validation score;
+   training stops early after ``config.patience`` epochs without such an improvement;
 5. test metrics with the checkpoint the protocol selects (best validation epoch or final epoch),
    and also with the final-epoch weights.
 
@@ -78,7 +79,9 @@ def run_fold(dataset: str, model: str, method: str, fold: int, config: Experimen
     -------
     dict
         ``test`` (metrics at the protocol's checkpoint), ``test_final`` (final-epoch weights),
-        ``best_epoch``, ``checkpoint``, sizes, ``curves`` (per epoch), ``batches`` (per batch)
+        ``best_epoch``, ``checkpoint``, ``epochs_run``, ``early_stopped``, ``best_is_last`` (the
+        best validation epoch is the last one trained: the model had not converged), ``lr``,
+        sizes, ``curves`` (per epoch), ``batches`` (per batch)
         and ``timing`` (seconds).
     """
     seed = config.seed if seed is None else int(seed)
@@ -95,15 +98,15 @@ def run_fold(dataset: str, model: str, method: str, fold: int, config: Experimen
         torch.manual_seed(derive_seed(seed, fold, 1))
         net = build_model(model, data.X_train.shape[1], q, preset=config.model_preset, dataset=dataset,
                           **{"seed": seed, **config.model_kwargs()})
-        return _train(net, spec, data, fold, config, seed, progress, t_start)
+        return _train(net, spec, data, fold, config, seed, progress, t_start, config.lr_for(model))
 
 
-def _train(net, spec, data, fold, config, seed, progress, t_start) -> dict:
+def _train(net, spec, data, fold, config, seed, progress, t_start, lr) -> dict:
     X, Y = torch.from_numpy(data.X_train), torch.from_numpy(data.Y_train)
     n_train = X.shape[0]
     net.prepare(Y)
     basetrain = spec.name == "random" and config.random_optimizer == "basetrain"
-    optimizer = make_optimizer(net, config, weight_decay=0.0 if basetrain else None)
+    optimizer = make_optimizer(net, config, lr, weight_decay=0.0 if basetrain else None)
     warm = 0 if basetrain else warmup_steps(config, n_train, spec.warmup_epochs)
     fixed = spec.name == "random" and config.random_order == "fixed"
     selector = None
@@ -137,7 +140,7 @@ def _train(net, spec, data, fold, config, seed, progress, t_start) -> dict:
                 break
             step += 1
             for group in optimizer.param_groups:
-                group["lr"] = lr_at_step(step, config.lr, warm, config.lr_warmup)
+                group["lr"] = lr_at_step(step, lr, warm, config.lr_warmup)
             idx = torch.from_numpy(np.asarray(batch, dtype=np.int64))
             out = net.train_step(X[idx], Y[idx])
             optimizer.zero_grad(set_to_none=True)
@@ -170,6 +173,10 @@ def _train(net, spec, data, fold, config, seed, progress, t_start) -> dict:
         eval_s += time.perf_counter() - t0
         if progress is not None:
             progress(epoch, config.epochs)
+        if config.checkpoint == "best" and config.patience and best_state is not None \
+                and epoch - best_epoch >= config.patience:
+            break
+    epochs_run = len(curves["val_auc"])
     t0 = time.perf_counter()
     final = test_metrics(data.Y_test, predict(net, data.X_test))
     checkpoint = config.checkpoint
@@ -181,13 +188,17 @@ def _train(net, spec, data, fold, config, seed, progress, t_start) -> dict:
         net.load_state_dict(best_state)
         test = test_metrics(data.Y_test, predict(net, data.X_test))
     else:
-        test, best_epoch = final, config.epochs - 1
+        test, best_epoch = final, epochs_run - 1
     eval_s += time.perf_counter() - t0
     return {
         "test": test,
         "test_final": final,
         "best_epoch": int(best_epoch),
         "checkpoint": checkpoint,
+        "epochs_run": int(epochs_run),
+        "early_stopped": epochs_run < config.epochs,
+        "best_is_last": checkpoint == "best" and best_epoch == epochs_run - 1,
+        "lr": float(lr),
         "n_train": int(n_train), "n_val": int(data.Y_val.shape[0]), "n_test": int(data.Y_test.shape[0]),
         "d": int(X.shape[1]), "q": int(Y.shape[1]),
         "lr_warmup_steps": int(warm),

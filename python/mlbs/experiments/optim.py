@@ -1,7 +1,8 @@
 """The papers' optimizer and learning-rate warm-up (``docs/protocol.md`` §6).
 
-Adam (lr 1e-4, betas (0.9, 0.999), eps 1e-8) with coupled L2 weight decay 1e-4, one parameter
-group, and a linear warm-up of the learning rate followed by a constant rate:
+Adam (betas (0.9, 0.999), eps 1e-8) with coupled L2 weight decay 1e-4, one parameter group, a
+base rate per model (:meth:`ExperimentConfig.lr_for`; the papers use 1e-4), and a linear warm-up
+of the learning rate followed by a constant rate:
 
 - ``"linear"`` (``mlbs``): step t (1-based) runs at ``lr * min(1, t / W)``;
 - ``"code"`` (the published code): step 1 at the full rate, then step t >= 2 at
@@ -42,14 +43,17 @@ def lr_at_step(step: int, base: float, warmup: int, rule: str) -> float:
     raise ValueError(f"unknown warm-up rule {rule!r}; expected 'linear' or 'code'")
 
 
-def make_optimizer(model: torch.nn.Module, config: ExperimentConfig, *, weight_decay: float | None = None):
+def make_optimizer(model: torch.nn.Module, config: ExperimentConfig, lr: float, *,
+                   weight_decay: float | None = None):
     """Adam over ``model.param_groups()`` with the configuration's settings.
 
     Parameters
     ----------
+    lr : float
+        Base learning rate (:meth:`ExperimentConfig.lr_for` of the model).
     weight_decay : float, optional
         Overrides ``config.weight_decay`` (the ``basetrain`` Random baseline uses 0).
     """
     wd = config.weight_decay if weight_decay is None else weight_decay
-    return torch.optim.Adam(model.param_groups(), lr=config.lr, betas=config.betas, eps=config.eps,
+    return torch.optim.Adam(model.param_groups(), lr=lr, betas=config.betas, eps=config.eps,
                             weight_decay=wd)
