@@ -2,8 +2,8 @@
 
 1. ``delicious`` (n = 16,105, q = 983): the kNN context Z from the features (built once, not
    timed in the refresh), random signal tables E, phi, l (float32, as the policy stores them);
-   the refresh of :func:`mlbs.policies.d2ace.d2ace_scores` + the two QMM pools, against the dense
-   transcription :func:`mlbs.policies.reference.d2ace_probabilities` (given the dense Z), with the
+   the refresh of :func:`mlbs.signals.refresh.d2ace_scores` + the two QMM pools, against the dense
+   transcription :func:`tests/oracles.py d2ace_probabilities` (given the dense Z), with the
    largest relative difference of P. Z and the static index layout of the positives are built
    once per training set (as the policy does) and not timed in the refresh.
 2. Synthetic n = 10^6, q = 1,000, card = 5 (Zipf-like label frequencies, 6 random neighbours):
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -28,9 +29,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbs.policies import D2ACE
-from mlbs.policies import reference as ref
-from mlbs.policies.d2ace import PositivesLayout, d2ace_scores, local_context
 from mlbs.policies.transforms import quantized_min_max
+from mlbs.signals.refresh import PositivesLayout, d2ace_scores
+from mlbs.statistics.structure import local_context
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import oracles as ref  # noqa: E402  (the slow transcriptions live with the tests)
 
 
 def refresh(E, phi, loss, Y, Z, layout=None):
@@ -61,7 +65,7 @@ def random_tables(n, q, dtype, seed=0, chunk=50_000):
 
 def delicious_case() -> dict:
     from mlbs.data import load_dataset
-    from mlbs.knn import nearest_neighbors
+    from mlbs.statistics.neighbors import nearest_neighbors
 
     data = load_dataset("delicious")
     Y = sp.csr_matrix(data.Y, dtype=np.int8)

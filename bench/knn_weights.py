@@ -3,7 +3,7 @@
 Two measurements (issue 3, item 9):
 
 1. ``--n 100000 --d 128``: time to compute the weights with FAISS exact
-   search (``mlbs.knn``) versus scikit-learn ``NearestNeighbors`` (default
+   search (``mlbs.statistics.neighbors``) versus scikit-learn ``NearestNeighbors`` (default
    algorithm, which is brute force at d = 128), in the same run, on the same
    data; the weight pipeline after the search is shared, and the two weight
    vectors are compared.
@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "python"))  # PYTHONPATH (e.g. a snapshot) wins
 
-from mlbs.knn import imbalance_weights  # noqa: E402
+from mlbs.statistics.imbalance import imbalance_weights  # noqa: E402
 
 
 def mixture(n: int, d: int, components: int = 128, q: int = 100, seed: int = 0):
@@ -88,7 +88,7 @@ def bench_exact_vs_sklearn(n, d, k, skip_sklearn):
         def sk():
             nn = NearestNeighbors(n_neighbors=k + 1).fit(X)
             dist, ids = nn.kneighbors(X)
-            # self removed by id, the rule of mlbs.knn, so that the weights are comparable
+            # self removed by id, the rule of mlbs.statistics.neighbors, so that the weights are comparable
             is_self = ids == np.arange(n)[:, None]
             is_self[~is_self.any(axis=1), -1] = True
             ids = ids[~is_self].reshape(n, k)

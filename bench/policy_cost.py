@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mlbs.losses import per_sample_bce
+from mlbs.signals.bce import per_sample_bce
 from mlbs.policies import AdaC, Adaptive, Hard, Random
 from mlbs.policies.transforms import quantized_by_max
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 from knn_weights import mixture  # noqa: E402
 
-from mlbs.knn import imbalance_weights  # noqa: E402
+from mlbs.statistics.imbalance import imbalance_weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")

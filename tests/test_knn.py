@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlbs.knn import (imbalance_weights, instance_weights, knn_reference, local_imbalance,
-                      local_imbalance_reference, nearest_neighbors, normalized_imbalance,
-                      normalized_imbalance_reference, prepare_features)
-from mlbs.stats import minority_labels
+from mlbs.statistics.imbalance import imbalance_weights, instance_weights, local_imbalance, normalized_imbalance
+from mlbs.statistics.labels import minority_labels
+from mlbs.statistics.neighbors import nearest_neighbors, prepare_features
+from oracles import knn_reference, local_imbalance_reference, normalized_imbalance_reference
 
 
 def clustered(n, d, seed, components=6):

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlbs.losses import check_observation, last_occurrence, per_sample_bce, per_sample_bce_csr
+from mlbs.core import LabelsCSR
+from mlbs.signals.bce import per_sample_bce, per_sample_bce_csr
+from mlbs.signals.observation import check_observation, last_occurrence
 
 
 def dense_bce(z, y):
@@ -58,7 +60,7 @@ def test_float32_outputs_are_computed_in_float32_within_its_precision(kind):
 
 
 def test_check_losses_fast_path_flags_repeats_and_slow_path_names_problems():
-    from mlbs.losses import check_losses
+    from mlbs.signals.observation import check_losses
 
     idx, loss, repeats = check_losses(np.array([3, 1, 2]), np.array([0.1, 0.2, 0.3]), 5)
     assert idx.dtype == np.int64 and loss.dtype == np.float64 and repeats is False
@@ -79,13 +81,14 @@ def test_check_losses_fast_path_flags_repeats_and_slow_path_names_problems():
 @pytest.mark.parametrize("kind", ["logits", "probabilities"])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_compiled_observation_matches_the_numpy_reference(kind, dtype, rtol, index_dtype):
-    """observed_bce (cpp/mlbs/bce.hpp) against per_sample_bce_csr on the same inputs; the float32
+    """observed_bce (the compiled pass) against per_sample_bce_csr on the same inputs; the float32
     tolerance is that of float32 entries (libmvec and numpy differ by a few ulp)."""
-    from mlbs.losses import observed_bce
+    from mlbs.signals.observation import observed_bce
 
     rng = np.random.default_rng(2)
     Y = sp.csr_matrix((rng.random((300, 37)) < 0.15).astype(np.int8))
     Y.indices, Y.indptr = Y.indices.astype(index_dtype), Y.indptr.astype(index_dtype)
+    Y = LabelsCSR.of(Y)
     rows = rng.choice(300, 129, replace=False)
     z = rng.normal(0, 6, (129, 37))
     z[0, :3] = [700.0, -700.0, 0.0]  # far-out logits (probabilities 0 and 1 after the cast)
@@ -101,9 +104,9 @@ def test_compiled_observation_matches_the_numpy_reference(kind, dtype, rtol, ind
 @pytest.mark.parametrize("kind", ["logits", "probabilities"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_observation_refuses_what_the_checks_refuse(kind, dtype):
-    from mlbs.losses import observed_bce
+    from mlbs.signals.observation import observed_bce
 
-    Y = sp.csr_matrix(np.eye(4, 3, dtype=np.int8))
+    Y = LabelsCSR.of(sp.csr_matrix(np.eye(4, 3, dtype=np.int8)))
     good = np.full((2, 3), 0.5, dtype=dtype)
     for value in (np.nan, np.inf, -np.inf) + ((1.5, -0.1) if kind == "probabilities" else ()):
         bad = good.copy()

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlbs.losses import per_sample_bce
+from mlbs.signals.bce import per_sample_bce
 from mlbs.policies import AdaC, Adaptive, Hard, Random
-from mlbs.policies import reference as ref
-from mlbs.policies.adac import related_labels, seed_labels
+import oracles as ref
+from mlbs.statistics.structure import related_labels, seed_labels
 from mlbs.selector import BatchSelector
-from mlbs.stats import cardinality, cooccurrence_matrix, irlbl
+from mlbs.statistics.labels import cardinality, cooccurrence_matrix, irlbl
 from sampling_laws import ALPHA, chisquare_pvalue, count, sequential_law
 
 
@@ -83,7 +83,7 @@ def test_adaptive_matches_eqs_6_7_reference(cls, refresh):
     if refresh == "batch":
         assert 1 <= policy.rebuilds < len(stream) - 11  # the maximum moved sometimes, not always
     if cls is AdaC:  # the pair index mirrors the instance weights
-        np.testing.assert_array_equal(policy.pairs.weights(), policy.index.weights()[policy.posting_item])
+        np.testing.assert_array_equal(policy.pairs.weights(), policy.index.weights()[policy.graph.posting_item])
 
 
 def test_adaptive_draws_follow_its_probabilities():
@@ -134,12 +134,13 @@ def test_adac_chain_follows_the_restricted_law():
     policy.observe(np.arange(n), rng.normal(0, 2, (n, q)))
     policy.start_selection()
     P = policy.probabilities()
-    related = [policy.related[policy.related_ptr[j]:policy.related_ptr[j + 1]].tolist() for j in range(q)]
+    g = policy.graph
+    related = [g.related[g.related_ptr[j]:g.related_ptr[j + 1]].tolist() for j in range(q)]
     law = {}
     for s1 in range(n):
-        p2 = ref.chain_step_probabilities(P, Y, policy.seed_label, related, s1, {s1})
+        p2 = ref.chain_step_probabilities(P, Y, g.seed_label, related, s1, {s1})
         for s2 in np.flatnonzero(p2):
-            p3 = ref.chain_step_probabilities(P, Y, policy.seed_label, related, s2, {s1, s2})
+            p3 = ref.chain_step_probabilities(P, Y, g.seed_label, related, s2, {s1, s2})
             for s3 in np.flatnonzero(p3):
                 law[(s1, int(s2), int(s3))] = P[s1] * p2[s2] * p3[s3]
     trials = 60_000
@@ -153,7 +154,7 @@ def test_adac_chain_follows_the_restricted_law():
 
 def test_adaptive_favours_minority_samples_on_yeast():
     from mlbs.data import load_dataset
-    from mlbs.stats import minority_labels
+    from mlbs.statistics.labels import minority_labels
 
     data = load_dataset("yeast")
     X = np.asarray(data.X, dtype=np.float64)
@@ -227,7 +228,7 @@ def test_no_minority_labels_warns():
     X = np.random.default_rng(0).random((20, 3))
     with pytest.warns(UserWarning, match="no minority labels"):
         policy = Adaptive(Y, X, k=3)
-    np.testing.assert_array_equal(policy.w, np.ones(20))
+    np.testing.assert_array_equal(policy.imbalance_weights, np.ones(20))
 
 
 def test_random_is_uniform():

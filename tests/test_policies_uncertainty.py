@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlbs.losses import per_sample_bce
+from mlbs.signals.bce import per_sample_bce
 from mlbs.policies import D2ACE, ActiveBias, RecencyBias, Uncertain
-from mlbs.policies import reference as ref
-from mlbs.policies.d2ace import d2ace_scores, local_context
+import oracles as ref
+from mlbs.experiments.presets import preset_options
+from mlbs.signals.refresh import d2ace_scores
+from mlbs.statistics.structure import local_context
 from mlbs.policies.schedules import ExpDecay, Linear, d2ace_beta, d2ace_pressure, evaluation_epoch
 from mlbs.policies.transforms import quantized_min_max
 from mlbs.selector import BatchSelector
@@ -62,7 +64,7 @@ def test_qmm_matches_reference(clip, pressure):
     with pytest.raises(ValueError, match="sample 7"):
         quantized_min_max(bad, 8.0)
     assert np.array_equal(quantized_min_max(bad, 8.0, nonfinite="uniform"), np.ones(500))
-    with pytest.raises(ValueError, match="pressure"):
+    with pytest.raises(ValueError, match="ratio"):
         quantized_min_max(scores, 0.0)
 
 
@@ -162,7 +164,7 @@ def test_compat_nans():
     Y, nb = problem(n=20, q=3)
     z = np.zeros((2, 3))
     z[0, 1] = 40.0  # float32 sigmoid is exactly 1
-    policy = Uncertain(Y, compat="uncertainty_batch")
+    policy = Uncertain(Y, **preset_options("Uncertain", "uncertainty_batch"))
     policy.observe([0, 1], z)
     assert np.isnan(policy.signals.E[0]).all()  # first visit: 0/0 window change
     policy.observe([0, 1], z)
@@ -170,7 +172,7 @@ def test_compat_nans():
     default = Uncertain(Y)
     default.observe([0, 1], z), default.observe([0, 1], z)
     assert np.isfinite(default.signals.E).all()
-    d = D2ACE(Y, neighbors=nb, compat="d2ace")
+    d = D2ACE(Y, neighbors=nb, **preset_options("D2ACE", "d2ace"))
     d.observe([0, 1], z), d.observe([0, 1], z)
     d.start_selection()
     wu, wh, _ = d.pool_weights(d.schedule_epoch)
@@ -273,7 +275,7 @@ def test_d2ace_scores_on_compact_tables(dtypes, transform):
 
 
 def test_vectorised_exp_is_within_one_ulp():
-    from mlbs.policies.signals import vexp
+    from mlbs.signals.vector_math import vexp
     from numba import njit
 
     @njit
@@ -428,7 +430,7 @@ def test_d2ace_on_yeast_prefers_uncertain_and_hard_samples():
     P = policy.probabilities()
     assert P[confusing].mean() > 2 * P[~confusing].mean()  # 2.36 with these seeds
     s = policy.signals
-    from mlbs.knn import nearest_neighbors
+    from mlbs.statistics.neighbors import nearest_neighbors
 
     neigh = nearest_neighbors(X, 6).indices
     PU, PH, Pref = ref.d2ace_probabilities(s.E, s.phi, s.loss, Y, neigh, pressure=8.0, beta=0.7)
@@ -447,8 +449,8 @@ def test_bad_input():
     with pytest.raises(IndexError):
         policy.observe([0, 30], np.zeros((2, 4)))
     assert policy.signals.count.sum() == 0  # nothing changed
-    for kwargs in ({"refresh": "batch"}, {"mixture": "bernoulli"}, {"compat": "d2acee"},
-                   {"loss_transform": "exp"}, {"window": 0}, {"alpha": 1.5}, {"window_dtype": "float16"}):
+    for kwargs in ({"refresh": "batch"}, {"mixture": "bernoulli"}, {"loss_transform": "exp"}, {"window": 0},
+                   {"alpha": 1.5}, {"window_dtype": "float16"}, {"pressure": 1.0}, {"k": 0}):
         with pytest.raises(ValueError):
             D2ACE(Y, neighbors=nb, **kwargs)
     with pytest.raises(ValueError, match="features"):
@@ -469,7 +471,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="window"):
         RecencyBias(Y, window=17)
     with pytest.raises(ValueError, match="shape"):
-        Uncertain(Y).load_state_dict({**Uncertain(Y).state_dict(), "signals": Uncertain(Y[:, :2]).signals.state_dict()})
+        Uncertain(Y).load_state_dict({**Uncertain(Y).state_dict(), **Uncertain(Y[:7]).signals.tables()})
 
 
 def test_d2ace_refresh_leaves_torch_threads_alone():
@@ -485,7 +487,8 @@ def test_d2ace_refresh_leaves_torch_threads_alone():
 import numpy as np, scipy.sparse as sp, torch, numba
 torch.set_num_threads(1)
 torch.ones(64, 64) @ torch.ones(64, 64), torch.get_num_threads()  # torch in use, as in training
-from mlbs.policies.d2ace import d2ace_scores, local_context
+from mlbs.signals.refresh import d2ace_scores
+from mlbs.statistics.structure import local_context
 rng = np.random.default_rng(0)
 n, q = 500, 12
 Y = sp.csr_matrix((rng.random((n, q)) < 0.2).astype(np.int8))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlbs.stats import (cardinality, cooccurrence_matrix, density, irlbl, label_counts, label_stats, mean_ir,
+from mlbs.statistics.labels import (cardinality, cooccurrence_matrix, density, irlbl, label_counts, label_stats, mean_ir,
                         minority_labels)
 
 

@@ -123,7 +123,7 @@ def cmd_datasets(args) -> int:
     from mlbs.data.preprocess import preprocess
     from mlbs.data.registry import REGISTRY, find_dataset_files
     from mlbs.experiments.datasets import FEATURE_FRACTION, canonical_dataset
-    from mlbs.stats import label_stats
+    from mlbs.statistics.labels import label_stats
 
     names = [canonical_dataset(n) for n in args.names] or sorted(REGISTRY, key=str.lower)
     header = "| dataset | n | d | q | Card | MeanIR | source |"

@@ -1,8 +1,8 @@
 """The batch-selection methods by name, and how the training loop builds and feeds each one.
 
-Names follow ``docs/methods.md`` §0. Each :class:`MethodSpec` says which policy class implements
-the method, whether it needs the training features (kNN graphs), its sampling warm-up gamma in
-epochs and whether it wants per-label probabilities or per-sample losses as observations.
+Each :class:`MethodSpec` names the policy class that implements a method and whether it needs the
+training features (kNN graphs); its sampling warm-up and what it observes are read from the
+policy class (``warmup_epochs``, ``observation``), where they are stated once.
 """
 from __future__ import annotations
 
@@ -21,34 +21,45 @@ class MethodSpec:
     Attributes
     ----------
     name : str
-        Method id (``docs/methods.md`` §0).
+        Method id.
     policy : str
         Class name in :mod:`mlbs.policies`.
     needs_features : bool
         The constructor takes the training features (kNN-based methods).
-    warmup_epochs : int
-        Sampling warm-up gamma (uniform epochs before selection starts).
-    observation : {"losses", "probabilities"}
-        What :meth:`mlbs.selector.BatchSelector.observe` receives after each batch.
     """
 
     name: str
     policy: str
     needs_features: bool
-    warmup_epochs: int
-    observation: str
+
+    @property
+    def policy_class(self) -> type:
+        import mlbs.policies as policies
+
+        return getattr(policies, self.policy)
+
+    @property
+    def warmup_epochs(self) -> int:
+        """Sampling warm-up gamma (uniform epochs before selection starts), the policy's default."""
+        return int(self.policy_class.warmup_epochs)
+
+    @property
+    def observation(self) -> str:
+        """What :meth:`mlbs.selector.BatchSelector.observe` receives after each batch:
+        ``"losses"`` (per-sample losses) or ``"probabilities"`` (of every label)."""
+        return "losses" if self.policy_class.observation == "losses" else "probabilities"
 
 
 #: The methods, by id.
 METHODS: dict[str, MethodSpec] = {m.name: m for m in [
-    MethodSpec("random", "Random", False, 0, "losses"),
-    MethodSpec("hard", "Hard", False, 3, "losses"),
-    MethodSpec("adaptive", "Adaptive", True, 3, "losses"),
-    MethodSpec("adac", "AdaC", True, 3, "losses"),
-    MethodSpec("uncertain", "Uncertain", False, 10, "probabilities"),
-    MethodSpec("d2ace", "D2ACE", True, 10, "probabilities"),
-    MethodSpec("active_bias", "ActiveBias", False, 10, "probabilities"),
-    MethodSpec("recency_bias", "RecencyBias", False, 10, "probabilities"),
+    MethodSpec("random", "Random", False),
+    MethodSpec("hard", "Hard", False),
+    MethodSpec("adaptive", "Adaptive", True),
+    MethodSpec("adac", "AdaC", True),
+    MethodSpec("uncertain", "Uncertain", False),
+    MethodSpec("d2ace", "D2ACE", True),
+    MethodSpec("active_bias", "ActiveBias", False),
+    MethodSpec("recency_bias", "RecencyBias", False),
 ]}
 
 
@@ -80,17 +91,30 @@ def build_policy(name: str, labels, features=None, *, seed: int = 0, options: di
     seed : int
         Seed of the policy's draws.
     options : dict, optional
-        Extra keyword arguments of the policy class (for example ``{"pressure": 16}``).
+        Extra keyword arguments of the policy class (for example ``{"pressure": 16}``);
+        ``compat`` names a preset of :mod:`mlbs.experiments.presets`, whose options come first.
 
     Returns
     -------
     mlbs.policies.Policy
+
+    Raises
+    ------
+    ValueError
+        Unknown method or preset; ``ActiveBias`` with ``mode="weight"``, whose loss weights this
+        training loop does not apply (it would train plain shuffled batches).
     """
-    import mlbs.policies as policies
+    from .presets import preset_options
 
     spec = get_method(name)
-    cls = getattr(policies, spec.policy)
+    cls = spec.policy_class
     kwargs = dict(options or {})
+    compat = kwargs.pop("compat", None)
+    if compat is not None:
+        kwargs = {**preset_options(spec.policy, compat), **kwargs}
+    if spec.policy == "ActiveBias" and kwargs.get("mode", "sample") != "sample":
+        raise ValueError(f"active_bias mode={kwargs['mode']!r} is not supported by the experiment loop: it "
+                         "would need the loop to apply the policy's loss weights, and it does not")
     kwargs["seed"] = int(seed)
     if spec.needs_features:
         if features is None:

@@ -1,12 +1,18 @@
-"""Batch-selection policies: one interface (:class:`Policy`), one module per method."""
+"""Batch-selection policies: one interface (:class:`Policy`), one module per method.
 
+A policy turns the tables its signals keep (:mod:`mlbs.signals`) into sampling weights and draws
+batches from a weighted index (:mod:`mlbs.core`).
+"""
+
+from mlbs.policies.active_bias import ActiveBias
 from mlbs.policies.adac import AdaC
 from mlbs.policies.adaptive import Adaptive
 from mlbs.policies.base import Policy
-from mlbs.policies.d2ace import D2ACE
+from mlbs.policies.d2ace import D2ACE, D2ACEConfig
 from mlbs.policies.hard import Hard
-from mlbs.policies.history import ActiveBias, RecencyBias
 from mlbs.policies.random import Random
+from mlbs.policies.recency_bias import RecencyBias
 from mlbs.policies.uncertain import Uncertain
 
-__all__ = ["ActiveBias", "AdaC", "Adaptive", "D2ACE", "Hard", "Policy", "Random", "RecencyBias", "Uncertain"]
+__all__ = ["ActiveBias", "AdaC", "Adaptive", "D2ACE", "D2ACEConfig", "Hard", "Policy", "Random", "RecencyBias",
+           "Uncertain"]

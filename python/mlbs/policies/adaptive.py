@@ -1,4 +1,4 @@
-"""``Adaptive``: imbalance-weighted, quantized loss selection (seed paper 3.2-3.4; methods.md 5)."""
+"""``Adaptive``: imbalance-weighted, quantized loss selection (Zhou et al. 2024, sections 3.2-3.4)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import warnings
 
 import numpy as np
 
-from mlbs import WeightedIndex
-from mlbs._core import _observe_quantized
-from mlbs.policies.base import Policy, check_pressure
+from mlbs import core
+from mlbs.core import WeightedIndex
+from mlbs.policies.base import Policy, check_pressure, check_rng_state, check_weights, fingerprint
 from mlbs.policies.transforms import quantized_by_max
 
 
@@ -16,7 +16,8 @@ class Adaptive(Policy):
     """Samples in proportion to s^(Q_i/N), Q_i the quantization level of w_i * l_i.
 
     - w_i = 1 + epsilon_i, the instance imbalance weight (eqs. 1, 2, 4; computed by
-      :func:`mlbs.knn.imbalance_weights` from the k nearest neighbours, unless given).
+      :func:`mlbs.statistics.imbalance.imbalance_weights` from the k nearest neighbours, unless
+      given).
     - L_i = w_i * l_i, l_i the per-sample BCE at the latest visit (eq. 5); the table starts at 0.
     - Q_i = ceil(N L_i / L_max) (eqs. 6-7, Delta = L_max / N), omega_i = s^(Q_i / N), P_i
       proportional to omega_i. The weights shape selection only, never the gradient.
@@ -42,18 +43,26 @@ class Adaptive(Policy):
     pressure : float
         s > 1 (default 8).
     weighted : bool
-        False uses w = 1 (the authors' committed script, compat ``mladabatch``).
-    refresh : {"batch", "epoch"}
+        False uses w = 1 (the committed training script of Zhou et al. 2024).
+    refresh : {"batch", "epoch"}, optional
     seed : int
+        Seed of the draws.
     knn_options : dict, optional
-        Passed to :func:`mlbs.knn.imbalance_weights`.
+        Passed to :func:`mlbs.statistics.imbalance.imbalance_weights`.
+
+    Attributes
+    ----------
+    imbalance_weights : ndarray, shape (n,)
+        w.
     """
 
     def __init__(self, labels, features=None, *, weights=None, k: int = 5, pressure: float = 8.0,
-                 weighted: bool = True, refresh: str = "batch", seed: int = 0, knn_options=None):
-        super().__init__(labels, refresh=refresh, seed=seed)
-        self.pressure = check_pressure(pressure)
-        self.w = self._instance_weights(features, weights, k, weighted, knn_options or {})
+                 weighted: bool = True, refresh: str | None = None, seed: int = 0, knn_options=None):
+        super().__init__(labels, refresh=refresh)
+        self.pressure = check_pressure(pressure, self.n)
+        self.weighted = bool(weighted)
+        self.imbalance_weights = self._instance_weights(features, weights, k, knn_options or {})
+        self.largest_weight = float(self.imbalance_weights.max())
         self.table = np.zeros(self.n)  # L_i = w_i l_i
         self.table_max = 0.0           # L_max of the current P
         self.argmax = 0
@@ -61,14 +70,14 @@ class Adaptive(Policy):
         self.index = WeightedIndex(self.n, seed=seed)
         self.index.assign(np.ones(self.n))
 
-    def _instance_weights(self, features, weights, k, weighted, knn_options) -> np.ndarray:
-        if not weighted:
+    def _instance_weights(self, features, weights, k, knn_options) -> np.ndarray:
+        if not self.weighted:
             return np.ones(self.n)
         if weights is None:
             if features is None:
                 raise ValueError("Adaptive needs the training features (for the kNN imbalance weights) "
                                  "or precomputed weights=")
-            from mlbs.knn import imbalance_weights
+            from mlbs.statistics.imbalance import imbalance_weights
 
             result = imbalance_weights(features, self.labels, k, **knn_options)
             if len(result.minority) == 0:
@@ -88,13 +97,24 @@ class Adaptive(Policy):
         """Sampling weights of the given table entries under the current L_max."""
         return quantized_by_max(scores, self.table_max, self.n, self.pressure)
 
+    def _check_products(self, idx: np.ndarray, loss: np.ndarray) -> None:
+        """Refuse losses whose products w_i l_i overflow, before any table changes."""
+        if loss.size and not np.isfinite(loss.max() * self.largest_weight):
+            product = self.imbalance_weights[idx] * loss
+            if not np.isfinite(product).all():
+                r = int(np.flatnonzero(~np.isfinite(product))[0])
+                raise OverflowError(f"loss {loss[r]} of sample {idx[r]} times its imbalance weight "
+                                    f"{self.imbalance_weights[idx[r]]} overflows")
+
     def _observed(self, idx: np.ndarray, loss: np.ndarray) -> None:
+        self._check_products(idx, loss)
         if not (self.selecting and self.refresh == "batch"):
-            self.table[idx] = self.w[idx] * loss
+            self.table[idx] = self.imbalance_weights[idx] * loss
             return
         # One compiled pass: table update, test of L_max, and the visited samples' new weights
         # (the arithmetic of quantized_by_max); None when L_max moved.
-        omega = _observe_quantized(self.table, self.w, idx, loss, self.table_max, self.argmax, self.pressure)
+        omega = core.observe_quantized(self.table, self.imbalance_weights, idx, loss, table_max=self.table_max,
+                                       argmax=self.argmax, pressure=self.pressure)
         if omega is None:
             self.rebuild()
         else:
@@ -118,14 +138,33 @@ class Adaptive(Policy):
     def probabilities(self) -> np.ndarray:
         return self.index.probabilities()
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "table": self.table.copy(), "index": self.index.weights(),
-                "table_max": self.table_max, "argmax": self.argmax, "rng": self.index.rng_state}
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _settings(self) -> dict:
+        return {**super()._settings(), "pressure": self.pressure, "weighted": self.weighted,
+                "imbalance_weights": fingerprint(self.imbalance_weights)}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.table = np.asarray(state["table"], dtype=np.float64).copy()
+    def _tables(self) -> dict:
+        return {**super()._tables(), "table": self.table.copy(), "index": self.index.weights()}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "table_max": self.table_max, "argmax": self.argmax,
+                "rng": self.index.rng_state}
+
+    def _check_state(self, state: dict) -> None:
+        check_weights(state, "index")
+        check_weights(state, "table")
+        argmax, table_max = state.get("argmax"), state.get("table_max")
+        if not (isinstance(argmax, (int, np.integer)) and 0 <= argmax < self.n):
+            raise ValueError(f"state's 'argmax' must be a sample index in [0, {self.n}), got {argmax!r}")
+        if not (isinstance(table_max, (float, int, np.floating)) and np.isfinite(table_max) and table_max >= 0):
+            raise ValueError(f"state's 'table_max' must be finite and >= 0, got {table_max!r}")
+        check_rng_state(state, "rng")
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
+        self.table[...] = state["table"]  # in place: the kernels want numpy's own float64 dtype object
         self.table_max = float(state["table_max"])
         self.argmax = int(state["argmax"])
         self._assign_weights(np.asarray(state["index"], dtype=np.float64))
-        self.index.rng_state = tuple(state["rng"])
+        self.index.rng_state = check_rng_state(state, "rng")
+

@@ -1,46 +1,20 @@
-"""Base of the history-based policies (uncertain, d2ace, active_bias, recency_bias).
+"""Base of the history-based policies (Uncertain, D2ACE, ActiveBias, RecencyBias).
 
-Their scores are defined per epoch (methods.md 2.2): observations update per-sample, per-label
-signals, and P is rebuilt from them at the end of every epoch, from the model's outputs of every
-label (per-sample losses alone are not enough). The policy counts the finished epochs (one per
-``end_epoch`` call, which :class:`mlbs.selector.BatchSelector` makes when the next epoch starts)
-and reads its schedules at :func:`mlbs.policies.schedules.evaluation_epoch`.
+Their scores are defined per epoch: observations update per-sample, per-label signals
+(:mod:`mlbs.signals`), and P is rebuilt from them at the end of every epoch, from the model's
+outputs of every label (per-sample losses alone are not enough). The policy counts the finished
+epochs (one per ``end_epoch`` call, which :class:`mlbs.selector.BatchSelector` makes when the
+next epoch starts) and reads its schedules at :func:`mlbs.policies.schedules.evaluation_epoch`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from mlbs import WeightedIndex
-from mlbs._core import _outputs_valid
-from mlbs.losses import check_indices, check_observation, last_occurrence
-from mlbs.policies.base import Policy
+
+from mlbs.core import WeightedIndex
+from mlbs.policies.base import Policy, check_rng_state, check_weights
 from mlbs.policies.schedules import evaluation_epoch
-
-#: Sampling warm-up these methods were published with (methods.md 0); the selector owns it.
-DEFAULT_WARMUP_EPOCHS = 10
-
-
-def resolve_options(presets: dict, compat, given: dict, defaults: dict) -> dict:
-    """Options from (explicit argument) > (compat preset) > (default)."""
-    if compat is not None and compat not in presets:
-        raise ValueError(f"compat must be one of {sorted(presets)} or None, got {compat!r}")
-    preset = presets.get(compat, {})
-    return {k: given[k] if given.get(k) is not None else preset.get(k, v) for k, v in defaults.items()}
-
-
-def checked_observation(indices, outputs, n: int, q: int, kind: str):
-    """:func:`mlbs.losses.check_observation` with a compiled fast path for the usual batch.
-
-    A C-contiguous float32/float64 (B, q) array whose entries are all finite (in [0, 1] for
-    probabilities) is accepted after one compiled pass; anything else, and every failure, goes
-    through :func:`check_observation`, so the errors and their messages are the same.
-    """
-    if (isinstance(outputs, np.ndarray) and outputs.dtype in (np.float32, np.float64) and outputs.ndim == 2
-            and outputs.flags.c_contiguous and kind in ("logits", "probabilities")):
-        idx = check_indices(indices, n)
-        if outputs.shape == (idx.size, q) and _outputs_valid(outputs, kind == "probabilities"):
-            return idx, outputs
-    return check_observation(indices, outputs, n, q, kind=kind)
+from mlbs.signals.observation import checked_observation, last_occurrence
 
 
 class EpochPolicy(Policy):
@@ -52,17 +26,21 @@ class EpochPolicy(Policy):
 
     Attributes
     ----------
+    signals : mlbs.signals.tables.SignalTables
+        The per-(sample, label) tables the subclass keeps (set by its constructor).
     epochs_finished : int
         ``end_epoch`` calls so far: the index of the epoch that P is drawn for.
     """
 
-    default_warmup_epochs = DEFAULT_WARMUP_EPOCHS
+    warmup_epochs = 10
+    observation = "outputs"
+    default_refresh = "epoch"
 
-    def __init__(self, labels, *, refresh: str = "epoch", schedule_eval: str = "lagged", seed: int = 0):
-        if refresh != "epoch":
-            raise ValueError(f"{type(self).__name__} scores are defined per epoch (methods.md 2.2): "
+    def __init__(self, labels, *, refresh: str | None = None, schedule_eval: str = "lagged", seed: int = 0):
+        if refresh not in (None, "epoch"):
+            raise ValueError(f"{type(self).__name__} scores are defined per epoch: "
                              f"refresh must be 'epoch', got {refresh!r}")
-        super().__init__(labels, refresh=refresh, seed=seed)
+        super().__init__(labels, refresh="epoch")
         evaluation_epoch(0, schedule_eval)  # validates
         self.schedule_eval = schedule_eval
         self.epochs_finished = 0
@@ -108,12 +86,25 @@ class EpochPolicy(Policy):
         return self.index.probabilities()
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "epochs_finished": self.epochs_finished,
-                "index": self.index.weights(), "rng": self.index.rng_state}
+    def _settings(self) -> dict:
+        return {**super()._settings(), "schedule_eval": self.schedule_eval, **self.signals.settings()}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def _tables(self) -> dict:
+        return {**super()._tables(), "index": self.index.weights(), **self.signals.tables()}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "epochs_finished": self.epochs_finished, "rng": self.index.rng_state}
+
+    def _check_state(self, state: dict) -> None:
+        check_weights(state, "index")
+        check_rng_state(state, "rng")
+        done = state.get("epochs_finished")
+        if not (isinstance(done, (int, np.integer)) and done >= 0):
+            raise ValueError(f"state's 'epochs_finished' must be an int >= 0, got {done!r}")
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
         self.epochs_finished = int(state["epochs_finished"])
         self.index.assign(np.asarray(state["index"], dtype=np.float64))
-        self.index.rng_state = tuple(state["rng"])
+        self.index.rng_state = check_rng_state(state, "rng")
+        self.signals.restore(state)

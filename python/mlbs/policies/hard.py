@@ -1,11 +1,11 @@
-"""``Hard``: online batch selection, rank-based (Loshchilov & Hutter 2016; seed paper eq. 3)."""
+"""``Hard``: online batch selection, rank-based (Loshchilov & Hutter 2016; Zhou et al. 2024, eq. 3)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mlbs import RankIndex
-from mlbs.policies.base import Policy, check_pressure
+from mlbs.core import RankIndex
+from mlbs.policies.base import Policy, check_pressure, check_rng_state
 
 
 class Hard(Policy):
@@ -13,7 +13,7 @@ class Hard(Policy):
 
     Ranks are exact at every draw: the losses live in a :class:`mlbs.RankIndex` (sorted blocks
     with a Fenwick tree over their sizes), so changing one loss and drawing one sample are
-    O(log N). Equal losses are ranked by sample index (methods.md 4, "Edge cases").
+    O(log N). Equal losses are ranked by sample index.
 
     Parameters
     ----------
@@ -21,13 +21,14 @@ class Hard(Policy):
     pressure : float
         Selection pressure s > 1 (default 8): the top-ranked sample is s times as likely as
         the bottom one.
-    refresh : {"batch", "epoch"}
+    refresh : {"batch", "epoch"}, optional
     seed : int
+        Seed of the draws.
     """
 
-    def __init__(self, labels, *, pressure: float = 8.0, refresh: str = "batch", seed: int = 0):
-        super().__init__(labels, refresh=refresh, seed=seed)
-        self.pressure = check_pressure(pressure)
+    def __init__(self, labels, *, pressure: float = 8.0, refresh: str | None = None, seed: int = 0):
+        super().__init__(labels, refresh=refresh)
+        self.pressure = check_pressure(pressure, self.n)
         self.index = RankIndex(self.n, seed=seed)
 
     def _observed(self, idx: np.ndarray, loss: np.ndarray) -> None:
@@ -43,10 +44,16 @@ class Hard(Policy):
     def probabilities(self) -> np.ndarray:
         return self.index.probabilities(self.pressure)
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "index": self.index.scores(), "rng": self.index.rng_state}
+    def _tables(self) -> dict:
+        return {**super()._tables(), "index": self.index.scores()}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.index.assign(state["index"])
-        self.index.rng_state = tuple(state["rng"])
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "rng": self.index.rng_state}
+
+    def _check_state(self, state: dict) -> None:
+        check_rng_state(state, "rng")
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
+        self.index.assign(np.asarray(state["index"], dtype=np.float64))
+        self.index.rng_state = check_rng_state(state, "rng")

@@ -1,10 +1,10 @@
-"""``Random``: a fresh uniform permutation every epoch (methods.md 3)."""
+"""``Random``: a fresh uniform permutation every epoch (the baseline of every paper)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mlbs.policies.base import Policy
+from mlbs.policies.base import Policy, check_numpy_rng_state
 
 
 class Random(Policy):
@@ -14,9 +14,11 @@ class Random(Policy):
     """
 
     uniform = True
+    warmup_epochs = 0
+    default_refresh = "epoch"
 
     def __init__(self, labels, *, seed: int = 0):
-        super().__init__(labels, refresh="epoch", seed=seed)
+        super().__init__(labels, refresh="epoch")
         self.rng = np.random.default_rng(seed)
 
     def rebuild(self) -> None:
@@ -42,6 +44,9 @@ class Random(Policy):
     def state_dict(self) -> dict:
         return {**super().state_dict(), "rng": self.rng.bit_generator.state}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def _check_state(self, state: dict) -> None:
+        check_numpy_rng_state(state, "rng")
+
+    def _restore(self, state: dict) -> None:
+        super()._restore(state)
         self.rng.bit_generator.state = state["rng"]

@@ -1,9 +1,9 @@
-"""Selection-pressure and mixture schedules over epochs (methods.md 2.4).
+"""Selection-pressure and mixture schedules over epochs (Liu et al. 2026; Song et al. 2020).
 
 A schedule maps an epoch index e (0-based) to a value. The history-based policies refresh P at
 the end of every epoch; the epoch at which the schedule is read is
 
-- ``"lagged"`` (default; [CU], [CD]): the epoch e whose end triggers the refresh, P being used in
+- ``"lagged"`` (default; the code of Zhou et al. 2024b and Liu et al. 2026): the epoch e whose end triggers the refresh, P being used in
   epoch e + 1;
 - ``"current"``: the epoch e + 1 that P will be used in.
 
@@ -40,11 +40,11 @@ class Const:
 
 @dataclass(frozen=True)
 class ExpDecay:
-    """Geometric interpolation from s0 (epoch e0) to s1 (epoch e1), methods.md 2.4 ``exp_decay``.
+    """Geometric interpolation from s0 (epoch e0) to s1 (epoch e1).
 
     s(e) = s0 * (s1 / s0) ** ((e - e0) / (e1 - e0)), then s(e) = max(s(e), floor) when ``floor``
-    is set. With ``hold=True`` (the definition of 2.4) s(e) = s0 for e < e0; ``hold=False``
-    extrapolates before e0 too (the [CU] ``UncertainBatch`` schedule, whose swapped arguments
+    is set. With ``hold=True`` s(e) = s0 for e < e0; ``hold=False``
+    extrapolates before e0 too (the schedule in the code of Zhou et al. 2024b, whose swapped arguments
     e0 = 100, e1 = 10 make it *increase*: s(e) = 8 * 8 ** ((e - 100) / 90)).
 
     Parameters
@@ -85,7 +85,7 @@ class ExpDecay:
 
 @dataclass(frozen=True)
 class Linear:
-    """b(e) = b0 + (b1 - b0) * (clip(e, e0, e1) - e0) / (e1 - e0), methods.md 2.4 ``linear``."""
+    """b(e) = b0 + (b1 - b0) * (clip(e, e0, e1) - e0) / (e1 - e0)."""
 
     b0: float
     b1: float
@@ -104,12 +104,13 @@ class Linear:
 
 
 def d2ace_pressure() -> ExpDecay:
-    """[CD]: 8 -> 1 over epochs 10 -> 100, floor 1 (also the default of uncertain, active_bias)."""
+    """8 -> 1 over epochs 10 -> 100, floor 1 (the code of Liu et al. 2026; also the default of
+    Uncertain and ActiveBias)."""
     return ExpDecay(8.0, 1.0, 10, 100, floor=1.0)
 
 
 def d2ace_beta() -> Linear:
-    """[CD]: beta 0.7 -> 0.3 over epochs 10 -> 70."""
+    """beta 0.7 -> 0.3 over epochs 10 -> 70 (the code of Liu et al. 2026)."""
     return Linear(0.7, 0.3, 10, 70)
 
 
@@ -124,9 +125,12 @@ def evaluation_epoch(finished_epochs: int, mode: str = "lagged") -> int:
     return finished_epochs - 1 if mode == "lagged" else finished_epochs
 
 
-def check_schedule(name: str, schedule):
-    """A schedule is any callable epoch -> float; a number means a constant schedule."""
+def check_schedule(name: str, schedule, *, number_above: float | None = None):
+    """A schedule is any callable epoch -> float; a number means a constant schedule (which must
+    exceed ``number_above`` when given: a constant selection pressure is > 1)."""
     if isinstance(schedule, (int, float)):
+        if number_above is not None and not (math.isfinite(schedule) and schedule > number_above):
+            raise ValueError(f"{name} must be a finite number > {number_above:g} or a schedule, got {schedule!r}")
         return Const(float(schedule))
     if not callable(schedule):
         raise TypeError(f"{name} must be a number or a callable epoch -> value, got {type(schedule).__name__}")

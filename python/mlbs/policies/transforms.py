@@ -1,4 +1,11 @@
-"""Score -> unnormalised sampling weight transforms (methods.md 2.3), fp64 throughout."""
+"""Score -> unnormalised sampling weight transforms, fp64 throughout.
+
+- :func:`quantized_by_max` (Zhou et al. 2024, eqs. 6-7): Adaptive's levels relative to the
+  maximum score, with a selection pressure s > 1;
+- :func:`quantized_min_max` (Song et al. 2020b; the uncertainty-based methods): levels relative
+  to the score range, with the value s(e) > 0 of a schedule, which may reach 1 (uniform) or, in
+  one code base, go below 1.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import numpy as np
 
 
 def quantized_by_max(scores: np.ndarray, score_max: float, n: int, pressure: float) -> np.ndarray:
-    """Quantization index of the seed paper (eqs. 6-7): omega_i = s^(Q_i / N).
+    """Quantization index of Zhou et al. 2024 (eqs. 6-7): omega_i = s^(Q_i / N).
 
     Q_i = ceil(N * score_i / score_max), clamped to [0, N], with Delta = score_max / N the level
     width. An instance with score 0 gets 1, the maximum gets s. score_max = 0 (before any
@@ -34,34 +41,35 @@ def quantized_by_max(scores: np.ndarray, score_max: float, n: int, pressure: flo
     return np.exp(levels, out=levels)
 
 
-def quantized_min_max(scores: np.ndarray, pressure: float, *, clip: bool = False,
+def quantized_min_max(scores: np.ndarray, ratio: float, *, clip: bool = False,
                       nonfinite: str = "raise") -> np.ndarray:
-    """Quantized min-max transform (QMM, methods.md 2.3): omega_i = s^(-k_i / N).
+    """Quantized min-max transform (QMM): omega_i = s^(-k_i / N).
 
     s_hat_i = (score_i - min) / (max - min), k_i = ceil((1 - s_hat_i) N), so the highest score
     gets omega = 1 and the lowest 1/s (a linear quantisation of the score value, not a rank).
-    ``clip=True`` clamps k_i to [1, N] ([CD]; only the top weight changes, by s^(-1/N)).
-    Constant scores (max = min) give uniform weights (methods.md 2.6). A pressure s < 1 (the
-    increasing [CU] schedule before epoch 10) favours low scores; s = 1 is uniform.
+    ``clip=True`` clamps k_i to [1, N] (the code of Liu et al. 2026; only the top weight changes,
+    by s^(-1/N)). Constant scores (max = min) give uniform weights. A ratio s < 1 (the increasing
+    schedule of the code of Zhou et al. 2024b before epoch 10) favours low scores; s = 1 is
+    uniform.
 
     Parameters
     ----------
     scores : ndarray, shape (N,)
-    pressure : float
-        s > 0.
+    ratio : float
+        s > 0, the value of the pressure schedule.
     clip : bool
     nonfinite : {"raise", "uniform"}
         What a NaN or infinite score does: raise (default), or make the weights uniform, as in
-        [CD] where a NaN makes ``max - min > 0`` false (compat ``entropy_nan``, methods.md 2.6).
+        the code of Liu et al. 2026, where a NaN makes ``max - min > 0`` false.
 
     Returns
     -------
     ndarray of float64, shape (N,)
     """
     scores = np.asarray(scores, dtype=np.float64)
-    s = float(pressure)
+    s = float(ratio)
     if not (np.isfinite(s) and s > 0):
-        raise ValueError(f"selection pressure must be a finite number > 0, got {pressure!r}")
+        raise ValueError(f"the schedule's ratio s must be a finite number > 0, got {ratio!r}")
     if nonfinite not in ("raise", "uniform"):
         raise ValueError(f"nonfinite must be 'raise' or 'uniform', got {nonfinite!r}")
     n = scores.size

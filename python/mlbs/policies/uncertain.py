@@ -1,28 +1,20 @@
-"""``Uncertain``: uncertainty-guided selection ([PU] arXiv 2412.16521; methods.md 7)."""
+"""``Uncertain``: uncertainty-guided selection (Zhou et al. 2024b; formulas as in its code)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mlbs.policies.epochwise import EpochPolicy, resolve_options
-from mlbs.policies.schedules import ExpDecay, check_schedule, d2ace_pressure
-from mlbs.policies.signals import PredictionWindow
+from mlbs.policies.epochwise import EpochPolicy
+from mlbs.policies.schedules import check_schedule, d2ace_pressure
 from mlbs.policies.transforms import quantized_min_max
+from mlbs.signals.window import PredictionWindow
 
-#: Upper edges of the uncertainty bins [0, .2), [.2, .4), ..., [.8, 1] and their values (methods.md 7).
+#: Upper edges of the uncertainty bins [0, .2), [.2, .4), ..., [.8, 1] and their values.
 BIN_EDGES = np.array([0.2, 0.4, 0.6, 0.8])
 BIN_VALUES = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
 
-#: compat presets (methods.md 7, U1 and U3): the flags each one sets.
-UNCERTAIN_PRESETS = {
-    "uncertainty_batch": {"pressure": ExpDecay(8.0, 1.0, 100, 10, hold=False),  # the swapped call
-                          "entropy_nan": True, "short_nan": True},
-    "uncertainty_batch_analyse": {"pressure": ExpDecay(10.0, 1.0, 0, 100)},
-}
-
-
 def bin_index(E: np.ndarray) -> np.ndarray:
-    """b_ij in {0..4}: [0, .2) -> 0, [.2, .4) -> 1, ..., [.8, 1] -> 4; NaN -> 4 (methods.md 7)."""
+    """b_ij in {0..4}: [0, .2) -> 0, [.2, .4) -> 1, ..., [.8, 1] -> 4; NaN -> 4."""
     E = np.asarray(E, dtype=np.float64)
     return np.where(np.isnan(E), BIN_VALUES.size - 1, np.digitize(E, BIN_EDGES))
 
@@ -33,59 +25,55 @@ def bin_uncertainty(E: np.ndarray) -> np.ndarray:
 
 
 class Uncertain(EpochPolicy):
-    """P = QMM(score, s(e)) with score_i = sum_j E_bar_ij (methods.md 7).
+    """P = QMM(score, s(e)) with score_i = sum_j E_bar_ij.
 
-    Per visit (:class:`PredictionWindow`): E_ij = 1/2 mean |change of p_ij over the last w
-    predictions| + 1/2 H_2(p_ij). End of epoch e: E <- min(E, 1); E_bar = bin(E) when
-    e >= ``bin_from_epoch`` (5), else E; score_i = sum_j (E_bar I)_ij with I = all-ones (the only
-    fully specified correlation, U2; it equals q sum_j E_bar_ij, and QMM is invariant to the
-    factor q); P_i proportional to QMM(score)_i (2.3) with s(e) read at the lagged epoch.
+    Per visit (:class:`~mlbs.signals.window.PredictionWindow`): E_ij = 1/2 mean |change of p_ij
+    over the last w predictions| + 1/2 H_2(p_ij). End of epoch e: E <- min(E, 1); E_bar = bin(E)
+    when e >= ``bin_from_epoch`` (5), else E; score_i = sum_j (E_bar I)_ij with I = all-ones (the
+    only correlation the code fully specifies; it equals q sum_j E_bar_ij, and QMM is invariant
+    to the factor q); P_i proportional to QMM(score)_i with s(e) read at the lagged epoch.
 
-    Memory: that of :class:`PredictionWindow` without phi and loss, e.g. 5 b_w + 4 bytes per entry.
+    Memory: that of the prediction window without phi and loss, e.g. 5 b_w + 4 bytes per entry.
 
     Parameters
     ----------
     labels : (n, q) 0/1 labels.
     window : int
         w (default 5).
-    pressure : float or callable epoch -> s
-        Default ``ExpDecay(8, 1, 10, 100, floor=1)`` (decaying, as the paper says; U1).
+    pressure : float > 1 or callable epoch -> s
+        Default ``ExpDecay(8, 1, 10, 100, floor=1)`` (decaying, as the paper says).
     bin_from_epoch : int
         First epoch whose refresh bins E (5).
     qmm_clip : bool
-        Clamp the QMM levels to [1, N] (default False, as [CU]).
+        Clamp the QMM levels to [1, N] (default False, as the authors' code).
     entropy_nan, short_nan : bool
-        compat NaNs of 2.6 (binned to 0.9 as in [CU]).
+        The NaNs of the authors' code (see the prediction window), binned to 0.9 as there.
     correlation : {"ones"}
-        The "mi" interpretation of U2 is not implemented.
+        The mutual-information reading of the label correlation is not implemented.
     window_dtype, table_dtype : str
-        Storage of the window and of E (see :class:`PredictionWindow`).
+        Storage of the window and of E (see the prediction window).
     schedule_eval : {"lagged", "current"}
-    compat : {None, "uncertainty_batch", "uncertainty_batch_analyse"}
-        Presets of U1/U3; the selector options they imply (``batch_sizes="all_full"``, a 5-epoch
-        warm-up for the analyse preset) are set on :class:`mlbs.selector.BatchSelector`.
     seed : int
+        Seed of the draws.
+
+    The settings of the authors' code are in :mod:`mlbs.experiments.presets`.
     """
 
     def __init__(self, labels, *, window: int = 5, pressure=None, bin_from_epoch: int = 5,
-                 qmm_clip: bool = False, entropy_nan=None, short_nan=None, correlation: str = "ones",
-                 window_dtype: str = "float32", table_dtype: str = "float32", schedule_eval: str = "lagged",
-                 compat=None, refresh: str = "epoch", seed: int = 0):
+                 qmm_clip: bool = False, entropy_nan: bool = False, short_nan: bool = False,
+                 correlation: str = "ones", window_dtype: str = "float32", table_dtype: str = "float32",
+                 schedule_eval: str = "lagged", refresh: str | None = None, seed: int = 0):
         super().__init__(labels, refresh=refresh, schedule_eval=schedule_eval, seed=seed)
         if correlation != "ones":
             raise ValueError(f"correlation must be 'ones' (the 'mi' option is not implemented), got {correlation!r}")
-        opts = resolve_options(UNCERTAIN_PRESETS, compat,
-                               {"pressure": pressure, "entropy_nan": entropy_nan, "short_nan": short_nan},
-                               {"pressure": d2ace_pressure(), "entropy_nan": False, "short_nan": False})
-        self.pressure = check_schedule("pressure", opts["pressure"])
+        self.pressure = check_schedule("pressure", d2ace_pressure() if pressure is None else pressure, number_above=1)
         self.bin_from_epoch = int(bin_from_epoch)
         self.qmm_clip = bool(qmm_clip)
         self.signals = PredictionWindow(self.n, self.q, window=window, window_dtype=window_dtype,
-                                        table_dtype=table_dtype, entropy_nan=opts["entropy_nan"],
-                                        short_nan=opts["short_nan"])
+                                        table_dtype=table_dtype, entropy_nan=entropy_nan, short_nan=short_nan)
 
     def _visit(self, idx, outputs, kind):
-        return self.signals.visit(idx, outputs, kind, self.labels)
+        return self.signals.visit(idx, outputs, kind, self.label_csr)
 
     def scores(self, epoch: int) -> np.ndarray:
         """score_i = sum_j E_bar_ij at the given (evaluation) epoch."""
@@ -94,16 +82,9 @@ class Uncertain(EpochPolicy):
 
     def _weights(self, epoch: int) -> np.ndarray:
         if epoch >= self.bin_from_epoch:
-            # sum_j E_bar_ij = 0.1 q + 0.2 sum_j b_ij: QMM is invariant to this increasing affine map
-            # (2.3), and the integer sums make the level boundaries exact.
+            # sum_j E_bar_ij = 0.1 q + 0.2 sum_j b_ij: QMM is invariant to this increasing affine map,
+            # and the integer sums make the level boundaries exact.
             scores = bin_index(self.signals.E).sum(axis=1).astype(np.float64)
         else:
             scores = self.scores(epoch)
         return quantized_min_max(scores, self.pressure(epoch), clip=self.qmm_clip)
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "signals": self.signals.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.signals.load_state_dict(state["signals"])

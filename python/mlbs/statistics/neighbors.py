@@ -1,7 +1,8 @@
-"""k-nearest neighbours with FAISS, and the local-imbalance instance weights of Adaptive.
+"""k nearest neighbours of every training sample, with FAISS (:func:`nearest_neighbors`).
 
-Neighbour search (:func:`nearest_neighbors`)
----------------------------------------------
+The neighbour graph feeds the imbalance weights of Adaptive (:mod:`mlbs.statistics.imbalance`)
+and the local label context of D2ACE (:mod:`mlbs.statistics.structure`).
+
 * Euclidean distance; returned distances are **squared** L2 (FAISS
   convention).
 * ``method="auto"``: exact search when ``n <= exact_max_rows`` (default
@@ -22,11 +23,12 @@ Neighbour search (:func:`nearest_neighbors`)
   its speed and recall@k at n = 1e6 are measured by ``bench/knn_weights.py``
   (HNSW was not benchmarked at that size). ``method="hnsw"``
   (``faiss.IndexHNSWFlat``) is available as an option.
-* Self is excluded **by id** (methods.md 2.7): ``k + 1 + tie_margin``
+* Self is excluded **by id**: ``k + 1 + tie_margin``
   candidates are retrieved, ordered by (distance, index), the query's own
   index is removed, and the first ``k`` remain (if self was not returned, the
   last candidate is dropped). ``self_exclusion="position"`` drops the first
-  column instead (the authors' code, compat ``self_by_position``);
+  column instead (the code of Zhou et al. 2024, which differs from exclusion by
+  id when a sample has exact duplicates);
   ``"none"`` keeps self.
 * Inputs are converted for the caller to C-contiguous ``float32``.
 * Sparse features: densified when ``n d`` float32 values fit in
@@ -37,42 +39,16 @@ Neighbour search (:func:`nearest_neighbors`)
   After the papers' preprocessing every registered dataset is densified.
 * Rows whose approximate result is incomplete (FAISS id -1) are recomputed
   exactly.
-
-Imbalance weights ([P24] section 3.3, methods.md 5.2)
------------------------------------------------------
-* Local imbalance, eq. 2, for ``j`` in the minority labels ``L_m`` and
-  ``y_ij = 1``: ``B_ij = (1/k) |{m in K_i : y_mj = 0}|``; all other entries
-  are 0 and not stored (:func:`local_imbalance`, a sparse matrix whose stored
-  entries are exactly the positives of minority labels, zeros included).
-* Normalised imbalance, eq. 4 (:func:`normalized_imbalance`), with
-  ``T_j = sum_i B_ij [B_ij included]`` and ``S_ij = B_ij / T_j`` for
-  included entries, ``-1`` for excluded ones:
-
-  - ``convention="code"`` (default; the authors' code [C24]): included iff
-    ``0 < B_ij < 1``; B = 0 and B = 1 are excluded. ``T_j > 0`` whenever an
-    entry is included.
-  - ``convention="paper"`` ([P24] eq. 4 as printed): included iff
-    ``B_ij < 1``; only B = 1 ("outliers") is excluded. When ``T_j = 0`` the
-    included entries are ``0/0 = NaN``.
-
-  The two give the same weights except for labels with ``T_j = 0`` (NaN in
-  the paper's reading, 0 in the code's).
-* ``epsilon_i = sum_{j in L_m} S_ij [S_ij != -1]`` and ``w_i = 1 + epsilon_i``
-  (:func:`instance_weights`). Each minority label with ``T_j > 0``
-  distributes one unit of mass, so ``sum_i epsilon_i = |{j : T_j > 0}|``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
-from .stats import minority_labels
-
-__all__ = ["EXACT_MAX_ROWS", "Neighbors", "prepare_features", "nearest_neighbors", "knn_reference",
-           "local_imbalance", "local_imbalance_reference", "normalized_imbalance",
-           "normalized_imbalance_reference", "instance_weights", "ImbalanceWeights", "imbalance_weights"]
+__all__ = ["EXACT_MAX_ROWS", "Neighbors", "prepare_features", "nearest_neighbors"]
 
 EXACT_MAX_ROWS = 200_000
 
@@ -300,14 +276,13 @@ def nearest_neighbors(X, k: int = 5, *, method: str = "auto", exact_max_rows: in
     seed : int
         Seeds the IVF training sample, k-means and the sparse projection.
     n_threads : int, optional
-        FAISS OpenMP threads (default: FAISS's own).
+        FAISS OpenMP threads for this search (default: FAISS's own). FAISS's thread count is
+        process-wide; it is set for the duration of the call and restored afterwards.
 
     Returns
     -------
     Neighbors
     """
-    import faiss
-
     if self_exclusion not in ("id", "position", "none"):
         raise ValueError("self_exclusion must be 'id', 'position' or 'none'")
     Xf = prepare_features(X, max_dense_bytes=max_dense_bytes, reduce_dim=reduce_dim, seed=seed)
@@ -317,14 +292,39 @@ def nearest_neighbors(X, k: int = 5, *, method: str = "auto", exact_max_rows: in
         raise ValueError(f"k = {k} needs at least {k + extra} rows, got {n}")
     if method == "auto":
         method = "exact" if n <= exact_max_rows else "ivf"
-    if n_threads is not None:
-        faiss.omp_set_num_threads(int(n_threads))
-    c = min(n, k + extra + max(0, tie_margin))
-    if method == "exact" and n > flat_max_rows:
+    with faiss_threads(n_threads):
+        return _search(Xf, k, method, self_exclusion, min(n, k + extra + max(0, tie_margin)), seed,
+                       (nlist, nprobe, hnsw_m, ef_search), flat_max_rows)
+
+
+@contextmanager
+def faiss_threads(n_threads: int | None):
+    """FAISS's process-wide OpenMP thread count set to ``n_threads`` inside the block (unchanged
+    when None), and restored on exit."""
+    import faiss
+
+    if n_threads is None:
+        yield
+        return
+    if int(n_threads) < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads!r}")
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _search(Xf, k, method, self_exclusion, c, seed, index_options, flat_max_rows) -> Neighbors:
+    """The search of :func:`nearest_neighbors` on prepared features, c candidates per row."""
+    import faiss
+
+    if method == "exact" and Xf.shape[0] > flat_max_rows:
         dist, ids, params = _pruned_exact_search(Xf, c, seed)
         params["algorithm"] = "pruned"
     else:
-        index, params = _build_index(Xf, method, seed, nlist, nprobe, hnsw_m, ef_search)
+        index, params = _build_index(Xf, method, seed, *index_options)
         dist, ids = index.search(Xf, c)
         if method == "exact":
             params["algorithm"] = "flat"
@@ -338,206 +338,3 @@ def nearest_neighbors(X, k: int = 5, *, method: str = "auto", exact_max_rows: in
         params["n_exact_fallback"] = int(bad.size)
     ids, dist = _order_and_drop_self(ids, dist, k, self_exclusion)
     return Neighbors(np.ascontiguousarray(ids), np.ascontiguousarray(dist, dtype=np.float32), method, params)
-
-
-def knn_reference(X, k: int, self_exclusion: str = "id") -> np.ndarray:
-    """Slow exact reference for :func:`nearest_neighbors` (O(n^2 d) memory; small n only).
-
-    Distances are ``sum((x_i - x_m)^2)`` in float64; order by (distance, id).
-    """
-    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
-    n = X.shape[0]
-    D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        order = sorted(range(n), key=lambda m: (D[i, m], m))
-        if self_exclusion == "id":
-            order = [m for m in order if m != i]
-        elif self_exclusion == "position":
-            order = order[1:]
-        out[i] = order[:k]
-    return out
-
-
-# --------------------------------------------------------------------------- eq. 2
-def _labels_csr(Y) -> sp.csr_matrix:
-    Y = sp.csr_matrix(Y)
-    Y.eliminate_zeros()
-    Y = sp.csr_matrix((np.ones(Y.nnz, dtype=np.int8), Y.indices, Y.indptr), shape=Y.shape)
-    Y.sum_duplicates()
-    Y.sort_indices()
-    return Y
-
-
-def local_imbalance(Y, neighbors, labels=None) -> sp.csr_matrix:
-    """Local imbalance ``B`` of [P24] eq. 2, restricted to positives of ``labels``.
-
-    ``B_ij = (1/k) |{m in K_i : y_mj = 0}| = 1 - (1/k) sum_{m in K_i} y_mj``
-    for ``y_ij = 1`` and ``j`` in ``labels``; other entries are 0 and not
-    stored. Cost O(k nnz log nnz) (sorted-key membership tests).
-
-    Parameters
-    ----------
-    Y : array-like or sparse, shape (n, q)
-    neighbors : ndarray of int, shape (n, k), or Neighbors
-        Neighbour ids (self excluded).
-    labels : array of int, optional
-        Labels to compute (default: the minority labels of ``Y``).
-
-    Returns
-    -------
-    csr_matrix of float64, shape (n, q)
-        Stored entries are exactly the positives ``(i, j)``, ``j`` in
-        ``labels`` (explicit zeros kept: B = 0 is information).
-    """
-    nb = np.asarray(neighbors.indices if isinstance(neighbors, Neighbors) else neighbors, dtype=np.int64)
-    Y = _labels_csr(Y)
-    n, q = Y.shape
-    if nb.ndim != 2 or nb.shape[0] != n:
-        raise ValueError(f"neighbors must have shape (n={n}, k), got {nb.shape}")
-    k = nb.shape[1]
-    labels = minority_labels(Y) if labels is None else np.unique(np.asarray(labels, dtype=np.int64))
-    mask = np.zeros(q, dtype=bool)
-    mask[labels] = True
-    coo = Y.tocoo()
-    rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    keys_all = rows * q + cols  # sorted (CSR order, sorted indices)
-    sel = mask[cols]
-    r, c = rows[sel], cols[sel]
-    hits = np.zeros(r.size, dtype=np.int64)
-    for t in range(k if r.size else 0):
-        probe = nb[r, t] * q + c
-        pos = np.searchsorted(keys_all, probe).clip(max=keys_all.size - 1)
-        hits += keys_all[pos] == probe
-    vals = 1.0 - hits / k
-    return sp.csr_matrix((vals, c, np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))])), shape=(n, q))
-
-
-def local_imbalance_reference(Y, neighbors, labels) -> np.ndarray:
-    """Dense loop reference for eq. 2 (small inputs)."""
-    Y = np.asarray(Y.toarray() if sp.issparse(Y) else Y) != 0
-    nb = np.asarray(neighbors)
-    n, q = Y.shape
-    B = np.zeros((n, q))
-    for i in range(n):
-        for j in labels:
-            if Y[i, j]:
-                B[i, j] = sum(1 for m in nb[i] if not Y[m, j]) / len(nb[i])
-    return B
-
-
-# --------------------------------------------------------------------------- eq. 4 and weights
-def normalized_imbalance(B: sp.csr_matrix, convention: str = "code") -> sp.csr_matrix:
-    """Normalised local imbalance ``S`` of [P24] eq. 4 (see the module docstring).
-
-    Parameters
-    ----------
-    B : csr_matrix, shape (n, q)
-        Output of :func:`local_imbalance` (pattern = positives of the
-        minority labels).
-    convention : {"code", "paper"}
-        ``"code"``: entries with 0 < B < 1 are included (default, [C24]);
-        ``"paper"``: entries with B < 1 are included (0/0 -> NaN when
-        ``T_j = 0``).
-
-    Returns
-    -------
-    csr_matrix of float64
-        Same pattern as ``B``; ``S_ij = B_ij / T_j`` on included entries,
-        ``-1`` on excluded ones.
-    """
-    if convention not in ("code", "paper"):
-        raise ValueError("convention must be 'code' or 'paper'")
-    B = sp.csr_matrix(B)
-    b = B.data
-    inc = (b > 0) & (b < 1) if convention == "code" else (b < 1)
-    T = np.bincount(B.indices[inc], weights=b[inc], minlength=B.shape[1])
-    s = np.full(b.shape, -1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s[inc] = b[inc] / T[B.indices[inc]]
-    return sp.csr_matrix((s, B.indices.copy(), B.indptr.copy()), shape=B.shape)
-
-
-def normalized_imbalance_reference(B: np.ndarray, labels, convention: str = "code") -> np.ndarray:
-    """Dense loop reference for eq. 4 over the positives given by ``B``'s pattern.
-
-    ``B`` is dense with ``NaN`` marking entries that are not positives of
-    minority labels; returns the same with ``S`` values (``-1`` excluded).
-    """
-    n, q = B.shape
-    S = np.full((n, q), np.nan)
-    for j in labels:
-        entries = [i for i in range(n) if not np.isnan(B[i, j])]
-        included = [i for i in entries if (0 < B[i, j] < 1 if convention == "code" else B[i, j] < 1)]
-        T = sum(B[i, j] for i in included)
-        for i in entries:
-            S[i, j] = (B[i, j] / T if T != 0 else np.nan) if i in included else -1.0
-    return S
-
-
-def instance_weights(S: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """``epsilon_i = sum_j S_ij [S_ij != -1]`` and ``w = 1 + epsilon``.
-
-    Returns
-    -------
-    (w, epsilon) : ndarrays of float64, shape (n,)
-    """
-    S = sp.csr_matrix(S)
-    rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
-    eps = np.bincount(rows, weights=np.where(S.data == -1.0, 0.0, S.data), minlength=S.shape[0])
-    return 1.0 + eps, eps
-
-
-@dataclass
-class ImbalanceWeights:
-    """Result of :func:`imbalance_weights`."""
-
-    w: np.ndarray
-    epsilon: np.ndarray
-    B: sp.csr_matrix
-    S: sp.csr_matrix
-    minority: np.ndarray
-    neighbors: Neighbors | None
-    convention: str
-
-
-def imbalance_weights(X, Y, k: int = 5, *, neighbors=None, convention: str = "code", irlbl_eps: float = 0.0,
-                      **knn_options) -> ImbalanceWeights:
-    """Instance weights ``w = 1 + epsilon`` of Adaptive ([P24] eqs. 1, 2, 4; methods.md 5.2).
-
-    Parameters
-    ----------
-    X : array-like or sparse, shape (n, d)
-        Training features (the same scaled matrix used for training).
-    Y : array-like or sparse, shape (n, q)
-        Training labels.
-    k : int
-        Neighbours (default 5, as in [C24]).
-    neighbors : ndarray (n, k) or Neighbors, optional
-        Precomputed neighbour ids; skips the search.
-    convention : {"code", "paper"}
-        Exclusion convention of eq. 4 (:func:`normalized_imbalance`).
-    irlbl_eps : float
-        0: labels without positives are ignored; 1e-6 reproduces [C24].
-    **knn_options
-        Passed to :func:`nearest_neighbors`.
-
-    Returns
-    -------
-    ImbalanceWeights
-    """
-    Y = _labels_csr(Y)
-    minority = minority_labels(Y, eps=irlbl_eps)
-    nb = None
-    if neighbors is None:
-        nb = nearest_neighbors(X, k, **knn_options)
-        ids = nb.indices
-    else:
-        nb = neighbors if isinstance(neighbors, Neighbors) else None
-        ids = np.asarray(neighbors.indices if isinstance(neighbors, Neighbors) else neighbors)
-    if ids.shape[0] != Y.shape[0]:
-        raise ValueError(f"X/neighbors have {ids.shape[0]} rows, Y has {Y.shape[0]}")
-    B = local_imbalance(Y, ids, minority)
-    S = normalized_imbalance(B, convention)
-    w, eps = instance_weights(S)
-    return ImbalanceWeights(w, eps, B, S, minority, nb, convention)

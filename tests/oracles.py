@@ -1,7 +1,8 @@
-"""Slow references: direct numpy transcriptions of the policies' formulas.
+"""Test oracles: slow, direct numpy transcriptions of the formulas the package computes fast.
 
-They recompute the whole distribution from the tables every time (O(N) or worse), exactly as
-written in the papers, and exist so that the fast paths can be checked against them.
+They recompute everything from the definitions every time (O(N) or worse), exactly as written
+in the papers (Zhou et al. 2024; Zhou et al. 2024b; Liu et al. 2026; Chang et al. 2017; Song et
+al. 2020), and exist so that the fast paths can be checked against them.
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ def chain_step_probabilities(P: np.ndarray, Y, seed_label: np.ndarray, related: 
     return p / p.sum()
 
 
-# -- history-based methods (methods.md 7-10) ----------------------------------------------------
+# -- history-based methods (Zhou et al. 2024b; Liu et al. 2026; Chang et al. 2017; Song et al. 2020) --
 
 def qmm_weights(scores, pressure: float, clip: bool = False) -> np.ndarray:
-    """QMM (2.3), one sample at a time: k_i = ceil((1 - (x_i - min)/(max - min)) N), s^(-k_i/N).
+    """QMM, one sample at a time: k_i = ceil((1 - (x_i - min)/(max - min)) N), s^(-k_i/N).
 
     The scores may be fractions.Fraction, which makes the levels exact.
     """
@@ -110,7 +111,7 @@ def entropy_bits(p: np.ndarray) -> np.ndarray:
 
 
 def window_signals(hist, q: int, w: int = 5, alpha: float = 0.7):
-    """E and phi (methods.md 7, 8.2) from the visit histories, by their definitions.
+    """E and phi (Zhou et al. 2024b; Liu et al. 2026) from the visit histories, by their definitions.
 
     E_ij = 1/2 mean_{t} |p^(t) - p^(t-1)| over the last w visits (0 with fewer than 2) +
     1/2 H_2(p^(last)); phi <- alpha |p^(t) - p^(t-1)| + (1 - alpha) phi over all visits.
@@ -140,7 +141,7 @@ def last_bce(Y, hist) -> np.ndarray:
 
 
 def uncertain_probabilities(E, epoch: int, pressure: float, bin_from_epoch: int = 5, clip: bool = False):
-    """Methods.md 7, end of epoch: min(E, 1), the bins when epoch >= 5, row sums, QMM."""
+    """Uncertain at the end of an epoch: min(E, 1), the bins when epoch >= 5, row sums, QMM."""
     E = np.minimum(np.asarray(E, dtype=float), 1.0)
     if epoch >= bin_from_epoch:
         binned = np.empty_like(E)
@@ -178,7 +179,7 @@ def dense_context(Y, neighbors) -> np.ndarray:
 
 def d2ace_probabilities(E, phi, loss, Y, neighbors, *, pressure: float, beta: float,
                         loss_transform: str = "1-exp", eps: float = 1e-8, clip: bool = False, Z=None):
-    """Dense transcription of methods.md 8.3: returns (P^U, P^H, P), O(N q^2).
+    """Dense transcription of the D2ACE refresh (Liu et al. 2026): returns (P^U, P^H, P), O(N q^2).
 
     ``neighbors`` (n, k) excludes self; Z (:func:`dense_context`, built unless given) includes it.
     """
@@ -220,3 +221,54 @@ def recency_bias_scores(hist, q: int, w: int = 10) -> np.ndarray:
         if len(recent) >= 2:
             out[i] = entropy_bits((np.array(recent) > 0.5).mean(axis=0)).sum()
     return out
+
+
+# -- neighbours and imbalance weights (Zhou et al. 2024, eqs. 2, 4) ------------------------------
+
+def knn_reference(X, k: int, self_exclusion: str = "id") -> np.ndarray:
+    """Slow exact reference for :func:`nearest_neighbors` (O(n^2 d) memory; small n only).
+
+    Distances are ``sum((x_i - x_m)^2)`` in float64; order by (distance, id).
+    """
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    n = X.shape[0]
+    D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        order = sorted(range(n), key=lambda m: (D[i, m], m))
+        if self_exclusion == "id":
+            order = [m for m in order if m != i]
+        elif self_exclusion == "position":
+            order = order[1:]
+        out[i] = order[:k]
+    return out
+
+
+def local_imbalance_reference(Y, neighbors, labels) -> np.ndarray:
+    """Dense loop reference for eq. 2 (small inputs)."""
+    Y = np.asarray(Y.toarray() if sp.issparse(Y) else Y) != 0
+    nb = np.asarray(neighbors)
+    n, q = Y.shape
+    B = np.zeros((n, q))
+    for i in range(n):
+        for j in labels:
+            if Y[i, j]:
+                B[i, j] = sum(1 for m in nb[i] if not Y[m, j]) / len(nb[i])
+    return B
+
+
+def normalized_imbalance_reference(B: np.ndarray, labels, convention: str = "code") -> np.ndarray:
+    """Dense loop reference for eq. 4 over the positives given by ``B``'s pattern.
+
+    ``B`` is dense with ``NaN`` marking entries that are not positives of
+    minority labels; returns the same with ``S`` values (``-1`` excluded).
+    """
+    n, q = B.shape
+    S = np.full((n, q), np.nan)
+    for j in labels:
+        entries = [i for i in range(n) if not np.isnan(B[i, j])]
+        included = [i for i in entries if (0 < B[i, j] < 1 if convention == "code" else B[i, j] < 1)]
+        T = sum(B[i, j] for i in included)
+        for i in entries:
+            S[i, j] = (B[i, j] / T if T != 0 else np.nan) if i in included else -1.0
+    return S

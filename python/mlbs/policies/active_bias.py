@@ -1,0 +1,95 @@
+"""``ActiveBias``: prediction-variance selection (Chang et al. 2017), adapted to multi-label data
+as in the analysis notebook of the code of Zhou et al. 2024b."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlbs.core import checked_indices
+from mlbs.policies.epochwise import EpochPolicy
+from mlbs.policies.schedules import check_schedule, d2ace_pressure
+from mlbs.policies.transforms import quantized_min_max
+from mlbs.signals.bce import per_sample_bce_csr
+from mlbs.signals.history import RunningMoments, probabilities_of
+
+
+class ActiveBias(EpochPolicy):
+    """Prediction-variance selection: U_i = sum_j sigma_ij.
+
+    sigma_ij = sqrt(var_ij + var_ij^2 / (n_i - 1)) from the full history of p_ij (Welford 1962,
+    :class:`~mlbs.signals.history.RunningMoments`; ddof 1 as in the multi-label code, 0 as in
+    the reference code of Song et al. 2020); 0 while n_i < 2.
+
+    - ``mode="sample"``, ``transform="qmm"`` (default): P = QMM(U, s(e)), s from
+      ``ExpDecay(8, 1, 10, 100, floor=1)`` (the schedule of the other multi-label methods);
+    - ``transform="proportional"``: P_i proportional to U_i + epsilon (SGD-SPV), epsilon = 0.02 q;
+    - ``mode="weight"`` (SGD-WPV): the epochs are uniform permutations (``uniform`` is True) and
+      :meth:`loss_weights` gives the batch's loss weights (U_i + epsilon) / mean over the batch,
+      1 during the first ``burn_in`` epochs. The training loop must apply them to the loss; the
+      experiment layer (:mod:`mlbs.experiments`) does not, and refuses this mode.
+
+    Memory: 16 bytes per entry, 8 per sample. A ring buffer of the last predictions (instead of
+    the full history) is not implemented.
+
+    Parameters
+    ----------
+    labels : (n, q) 0/1 labels.
+    pressure : float > 1 or callable epoch -> s
+    ddof : {0, 1}
+    transform : {"qmm", "proportional"}
+    epsilon : float, optional
+        Default 0.02 q.
+    mode : {"sample", "weight"}
+    burn_in : int
+        Epochs of unit loss weights in ``mode="weight"`` (default 10).
+    qmm_clip : bool
+    schedule_eval : {"lagged", "current"}
+    seed : int
+        Seed of the draws.
+    """
+
+    def __init__(self, labels, *, pressure=None, ddof: int = 1, transform: str = "qmm", epsilon=None,
+                 mode: str = "sample", burn_in: int = 10, qmm_clip: bool = False,
+                 schedule_eval: str = "lagged", refresh: str | None = None, seed: int = 0):
+        super().__init__(labels, refresh=refresh, schedule_eval=schedule_eval, seed=seed)
+        if ddof not in (0, 1):
+            raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
+        if transform not in ("qmm", "proportional"):
+            raise ValueError(f"transform must be 'qmm' or 'proportional', got {transform!r}")
+        if mode not in ("sample", "weight"):
+            raise ValueError(f"mode must be 'sample' or 'weight', got {mode!r}")
+        self.epsilon = 0.02 * self.q if epsilon is None else float(epsilon)
+        if not (np.isfinite(self.epsilon) and self.epsilon > 0):
+            raise ValueError(f"epsilon must be finite and > 0, got {epsilon!r}")
+        self.pressure = check_schedule("pressure", d2ace_pressure() if pressure is None else pressure, number_above=1)
+        self.ddof, self.transform, self.mode = ddof, transform, mode
+        self.burn_in, self.qmm_clip = int(burn_in), bool(qmm_clip)
+        self.uniform = mode == "weight"
+        self.signals = RunningMoments(self.n, self.q)
+
+    def _visit(self, idx, outputs, kind):
+        self.signals.visit(idx, probabilities_of(outputs, kind))
+        return per_sample_bce_csr(outputs, idx, self.labels, kind=kind)
+
+    def scores(self) -> np.ndarray:
+        """U_i = sum_j sigma_ij."""
+        return self.signals.sigma_hat(self.ddof).sum(axis=1)
+
+    def _weights(self, epoch: int) -> np.ndarray:
+        if self.transform == "proportional":
+            return self.scores() + self.epsilon
+        return quantized_min_max(self.scores(), self.pressure(epoch), clip=self.qmm_clip)
+
+    def loss_weights(self, indices) -> np.ndarray:
+        """SGD-WPV weights of a batch: (U_i + epsilon) / mean over the batch (1 during burn-in)."""
+        idx = checked_indices(indices, self.n)
+        if idx.size == 0:
+            raise ValueError("loss_weights needs a non-empty batch")
+        if self.epochs_finished < self.burn_in:
+            return np.ones(idx.size)
+        u = self.signals.sigma_hat(self.ddof, idx).sum(axis=1)
+        w = u + self.epsilon
+        return w / w.mean()
+
+    def _settings(self) -> dict:
+        return {**super()._settings(), "mode": self.mode}
