@@ -129,3 +129,30 @@ def test_labels_too_rare_for_the_protocol_are_a_clear_error():
     rare[:10, 0] = 1
     with pytest.raises(ValueError, match="no label has more than 20 positives"):
         compare(X, rare, methods=["random"], folds=2, epochs=1)
+
+
+def test_a_worker_process_finds_the_files_of_its_parent(files, tmp_path):
+    """A process started after add_file (a --jobs worker) resolves the file's name through the environment."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlbs.experiments.datasets import FILES_VARIABLE, add_file
+
+    name = add_file(files / "tiny.csv", label_prefix="y")
+    code = ("import sys\nfrom mlbs.experiments.datasets import canonical_dataset, load_named\n"
+            "n = canonical_dataset(sys.argv[1])\nd = load_named(n)\nprint(n, d.n, d.q)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "python"))
+    assert name in env[FILES_VARIABLE]
+    out = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [name, "150", "3"]
+    changed = tmp_path / "tiny.csv"
+    changed.write_text((files / "tiny.csv").read_text())
+    moved = add_file(changed, label_prefix="y")
+    assert moved == name  # same content, same name, wherever it lies
+    changed.write_text((files / "tiny.csv").read_text().replace("\n0.", "\n1.", 1))
+    env = dict(os.environ, PYTHONPATH=env["PYTHONPATH"])
+    out = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "changed since it was read" in out.stderr

@@ -5,8 +5,11 @@ or by a :class:`DataSource` added in this process: a file (:func:`add_file`, any
 :func:`mlbs.data.load_path`; named by :func:`mlbs.data.dataset_name`, e.g. ``mydata-1a2b3c4d``)
 or arrays (:func:`add_arrays`). A source's name then works wherever a registered name does
 (:class:`~mlbs.experiments.runner.Grid`, :func:`~mlbs.experiments.loop.run_fold`). Sources live in
-the process that added them; a process that runs records for another (a worker) gets them with
-:func:`data_sources` there and :func:`register_source` here (a source pickles with its data).
+the process that added them. Worker processes started afterwards (``--jobs``, a local Ray) find
+the *files* through the environment variable :data:`FILES_VARIABLE`, which :func:`add_file` keeps
+up to date: a worker reads the file again on first use and checks that it still has the same name
+(content). Arrays and remote workers need the sources passed explicitly: :func:`data_sources`
+in the parent, :func:`register_source` in the worker (a source pickles with its data).
 
 Feature retention follows the papers' code (``docs/protocol.md`` §2.2): 2 % of the features for
 the rcv1 subsets, 5 % for the yahoo datasets, all features elsewhere (tmc2007-500 keeps its 500,
@@ -16,6 +19,8 @@ use all rows (§3, §4), for own data too.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,7 +36,7 @@ from mlbs.data.splits import stratified_kfold, validation_split
 
 from .config import ExperimentConfig
 
-__all__ = ["FEATURE_FRACTION", "DataSource", "PreparedData", "FoldData",
+__all__ = ["FEATURE_FRACTION", "FILES_VARIABLE", "DataSource", "PreparedData", "FoldData",
            "dataset_names", "canonical_dataset", "add_file", "add_arrays", "register_source", "data_sources",
            "load_named", "prepare", "fold_data"]
 
@@ -72,6 +77,10 @@ class DataSource:
 
 
 _SOURCES: dict[str, DataSource] = {}
+
+#: Environment variable listing the files added by :func:`add_file` (JSON: name, path, format,
+#: options), inherited by the worker processes started later.
+FILES_VARIABLE = "MLBS_DATA_FILES"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -89,6 +98,13 @@ def canonical_dataset(name: str) -> str:
         Unknown name; the message lists the registered ones and the sources of this process.
     """
     if name in _SOURCES:
+        return name
+    inherited = {e["name"]: e for e in json.loads(os.environ.get(FILES_VARIABLE) or "[]")}
+    if name in inherited:
+        entry = inherited[name]
+        found = add_file(entry["path"], format=entry["format"], **entry["options"])
+        if found != name:
+            raise ValueError(f"{entry['path']} changed since it was read as {name} (it now reads as {found})")
         return name
     try:
         return _lookup(name).name
@@ -160,8 +176,12 @@ def add_file(path, *, format: str | None = None, **options) -> str:
     """
     data = load_path(path, format=format, **options)
     options = tuple(sorted(data.info["options"].items()))
-    return register_source(DataSource(data.info["name"], str(Path(path).resolve()), data.info["format"], options,
-                                      data))
+    source = DataSource(data.info["name"], str(Path(path).resolve()), data.info["format"], options, data)
+    name = register_source(source)
+    files = [e for e in json.loads(os.environ.get(FILES_VARIABLE) or "[]") if e["name"] != name]
+    files.append({"name": name, "path": source.origin, "format": source.format, "options": dict(options)})
+    os.environ[FILES_VARIABLE] = json.dumps(files)
+    return name
 
 
 def add_arrays(X, Y, *, name: str | None = None, feature_names=None, label_names=None,
