@@ -119,6 +119,13 @@ class BatchSampler(Sampler):
     def __len__(self) -> int:
         return len(self.selector)
 
+    @property
+    def batch_size(self) -> int:
+        """B: every batch has B samples but the last of an epoch (``batch_sizes="partial_last"``)."""
+        return self.selector.batch_size
+
+    drop_last = False  # read by wrappers that shard batches (accelerate): the last batch is kept
+
     def upcoming(self) -> list[np.ndarray]:
         """The batches drawn ahead and not handed out yet, next first (see ``ahead``)."""
         return list(self._drawn_ahead)
