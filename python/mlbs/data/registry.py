@@ -2,9 +2,9 @@
 
 Each :class:`DatasetSpec` records the files of one dataset (MULAN layout:
 ``<folder>/<file>.arff`` plus ``<folder>/<name>.xml``) and the expected shape
-``n, d, q`` and label cardinality of the union file, as listed in
-``shared/data/mulan/SOURCES.md``. :func:`load_dataset` checks them on every
-load and raises :class:`DatasetMismatchError` on a difference.
+``n, d, q`` and label cardinality of the union file as published with the
+MULAN files. :func:`load_dataset` checks them on every load and raises
+:class:`DatasetMismatchError` on a difference.
 
 Where the files are looked for (first match wins):
 
@@ -61,10 +61,10 @@ class DatasetSpec:
         Expected shape of the union file (``d`` counts every non-label
         attribute, nominal ones included).
     cardinality : float
-        Expected label cardinality of the union file, as printed in SOURCES.md;
+        Expected label cardinality of the union file, as published with it;
         it is checked to the precision printed (half a unit of the last digit).
     sha256 : str
-        sha256 of the union ARFF (SOURCES.md); a mismatch only warns.
+        sha256 of the MULAN union ARFF; a mismatch only warns.
     train, test : str or None
         Standard train/test files, when MULAN provides them.
     n_train, n_test : int or None
@@ -98,7 +98,7 @@ def _spec(name, folder, stem, xml, n, d, q, card, sha, split=None, bundled=False
     return DatasetSpec(name, folder, f"{stem}.arff", xml, n, d, q, card, sha, train, test, n_train, n_test, bundled)
 
 
-#: The datasets of ``shared/data/mulan/SOURCES.md`` (union files).
+#: The standard MULAN datasets (union files).
 REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in [
     _spec("scene", "scene", "scene", "scene.xml", 2407, 294, 6, 1.074,
           "5905548975b69b639ab31a295f7bf1ab7379a3f016450012722d28f660f4b143", (1211, 1196), bundled=True),
