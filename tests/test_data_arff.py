@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from mlbs.data import DataFormatError, load_arff, read_label_xml
 from mlbs.data.arff import IDENTIFIER_MIN_ROWS
@@ -352,3 +353,19 @@ def test_identifier_feature_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # too few rows to tell; a distinct real value per row is normal
         load_arff(write(tmp_path, "few.arff", few), n_labels=1)
+
+
+def test_identifier_columns_dense_and_sparse_agree():
+    from mlbs.data.arff import identifier_columns
+
+    n = 30
+    rng = np.random.default_rng(2)
+    X = np.column_stack([rng.permutation(n) + 5,            # a row counter (shuffled)
+                         rng.normal(size=n),                 # distinct reals: a measurement
+                         rng.integers(0, 2, n),              # binary
+                         rng.permutation(n) * 2,             # distinct integers with gaps: not a counter
+                         rng.permutation(n)])                # codes of a nominal attribute, one per row
+    nominal = np.array([False, False, False, False, True])
+    assert identifier_columns(X, nominal).tolist() == [0, 4]
+    assert identifier_columns(sp.csr_matrix(X), nominal).tolist() == [0, 4]  # column 4 holds one zero
+    assert identifier_columns(X[: IDENTIFIER_MIN_ROWS - 1], nominal).tolist() == []

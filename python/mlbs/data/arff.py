@@ -680,12 +680,14 @@ def identifier_columns(X, nominal) -> np.ndarray:
     if sp.issparse(X):
         X = sp.csc_matrix(X)
         cand = np.flatnonzero(np.diff(X.indptr) >= n - 1)  # at most one zero in a column of distinct values
-        if cand.size == 0:
-            return cand
         cols = X[:, cand].toarray()
     else:
-        cand = np.arange(d)
         cols = np.asarray(X)
+        with np.errstate(invalid="ignore"):  # n distinct integers (codes) span at least n - 1
+            cand = np.flatnonzero(np.nan_to_num(np.ptp(cols, axis=0), nan=0.0) >= n - 1)
+        cols = cols[:, cand]
+    if cand.size == 0:
+        return cand
     cols = np.sort(cols.astype(np.float64, copy=False), axis=0)
     finite = np.isfinite(cols).all(axis=0)
     distinct = (np.diff(cols, axis=0) > 0).all(axis=0)
