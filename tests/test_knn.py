@@ -177,3 +177,15 @@ def test_weights_on_real_yeast():
     assert res.minority.tolist() == list(minority_labels(data.Y))
     assert (res.w >= 1).all() and res.w.max() > 1
     assert res.epsilon.sum() == pytest.approx(res.minority.size)  # yeast: every minority label has T_j > 0
+
+
+def test_faiss_thread_count_is_restored_after_a_search():
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    X = np.random.default_rng(0).random((50, 4))
+    nearest_neighbors(X, 3, n_threads=1)
+    assert faiss.omp_get_max_threads() == before
+    with pytest.raises(ValueError, match="n_threads"):
+        nearest_neighbors(X, 3, n_threads=0)
+    assert faiss.omp_get_max_threads() == before

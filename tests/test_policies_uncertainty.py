@@ -493,11 +493,16 @@ rng = np.random.default_rng(0)
 n, q = 500, 12
 Y = sp.csr_matrix((rng.random((n, q)) < 0.2).astype(np.int8))
 Z = local_context(Y, rng.integers(0, n, (n, 3)))
+import mlbs.policies
+assert numba.config.THREADING_LAYER == "default", "importing the policies changed numba's configuration"
 d2ace_scores(rng.random((n, q)), rng.random((n, q)) * 0.5, rng.random((n, q)), Y, Z)
+assert numba.config.THREADING_LAYER == "default", "the refresh left numba's configuration changed"
 print(torch.get_num_threads(), numba.threading_layer())
 """
-    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    env = {**env, "NUMBA_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     threads, layer = out.stdout.split()
     assert threads == "1", f"torch threads became {threads} after a refresh on the {layer} layer"
+    assert layer == "workqueue"

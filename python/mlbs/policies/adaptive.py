@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mlbs import core
 from mlbs.core import WeightedIndex
 from mlbs.policies.base import Policy, check_pressure, check_rng_state, check_weights, fingerprint
 from mlbs.policies.transforms import quantized_by_max
+from mlbs.typing import MatrixLike
 
 
 class Adaptive(Policy):
@@ -56,8 +59,9 @@ class Adaptive(Policy):
         w.
     """
 
-    def __init__(self, labels, features=None, *, weights=None, k: int = 5, pressure: float = 8.0,
-                 weighted: bool = True, refresh: str | None = None, seed: int = 0, knn_options=None):
+    def __init__(self, labels: MatrixLike, features: MatrixLike | None = None, *, weights: npt.ArrayLike | None = None,
+                 k: int = 5, pressure: float = 8.0, weighted: bool = True, refresh: str | None = None, seed: int = 0,
+                 knn_options: dict[str, Any] | None = None):
         super().__init__(labels, refresh=refresh)
         self.pressure = check_pressure(pressure, self.n)
         self.weighted = bool(weighted)
@@ -97,17 +101,18 @@ class Adaptive(Policy):
         """Sampling weights of the given table entries under the current L_max."""
         return quantized_by_max(scores, self.table_max, self.n, self.pressure)
 
-    def _check_products(self, idx: np.ndarray, loss: np.ndarray) -> None:
+    def _check_losses(self, idx: np.ndarray, loss: np.ndarray) -> None:
         """Refuse losses whose products w_i l_i overflow, before any table changes."""
-        if loss.size and not np.isfinite(loss.max() * self.largest_weight):
+        with np.errstate(over="ignore"):
+            if not loss.size or np.isfinite(loss.max() * self.largest_weight):
+                return
             product = self.imbalance_weights[idx] * loss
-            if not np.isfinite(product).all():
-                r = int(np.flatnonzero(~np.isfinite(product))[0])
-                raise OverflowError(f"loss {loss[r]} of sample {idx[r]} times its imbalance weight "
-                                    f"{self.imbalance_weights[idx[r]]} overflows")
+        if not np.isfinite(product).all():
+            r = int(np.flatnonzero(~np.isfinite(product))[0])
+            raise OverflowError(f"loss {loss[r]} of sample {idx[r]} times its imbalance weight "
+                                f"{self.imbalance_weights[idx[r]]} overflows")
 
     def _observed(self, idx: np.ndarray, loss: np.ndarray) -> None:
-        self._check_products(idx, loss)
         if not (self.selecting and self.refresh == "batch"):
             self.table[idx] = self.imbalance_weights[idx] * loss
             return

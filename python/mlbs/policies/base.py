@@ -30,15 +30,17 @@ import hashlib
 from abc import ABC, abstractmethod
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from mlbs import core
 from mlbs.signals.observation import check_losses, last_occurrence, observed_bce
+from mlbs.typing import MatrixLike
 
 REFRESH_MODES = ("batch", "epoch")
 
 
-def binary_label_matrix(labels) -> sp.csr_matrix:
+def binary_label_matrix(labels: MatrixLike) -> sp.csr_matrix:
     """Labels as a CSR matrix of 0/1 (int8), rejecting any other value with its position."""
     Y = sp.csr_matrix(labels, copy=True)  # the caller's matrix is never changed
     if Y.ndim != 2 or Y.shape[0] == 0 or Y.shape[1] == 0:
@@ -90,7 +92,7 @@ class Policy(ABC):
     #: When P follows the observations unless the caller says otherwise.
     default_refresh = "batch"
 
-    def __init__(self, labels, *, refresh: str | None = None):
+    def __init__(self, labels: MatrixLike, *, refresh: str | None = None):
         refresh = self.default_refresh if refresh is None else refresh
         if refresh not in REFRESH_MODES:
             raise ValueError(f"refresh must be one of {REFRESH_MODES}, got {refresh!r}")
@@ -102,7 +104,8 @@ class Policy(ABC):
         self.selecting = False  # False during warm-up: observations only fill the tables
 
     # -- observations --------------------------------------------------------------------------
-    def observe(self, indices, outputs=None, *, kind: str = "logits", losses=None) -> None:
+    def observe(self, indices: npt.ArrayLike, outputs: npt.ArrayLike | None = None, *, kind: str = "logits",
+                losses: npt.ArrayLike | None = None) -> None:
         """Record the batch just trained.
 
         Parameters
@@ -125,8 +128,12 @@ class Policy(ABC):
             idx, loss, repeats = check_losses(indices, losses, self.n)
         if repeats is not False:
             idx, loss = last_occurrence(idx, loss)
+        self._check_losses(idx, loss)
         self.loss[idx] = loss
         self._observed(idx, loss)
+
+    def _check_losses(self, idx: np.ndarray, loss: np.ndarray) -> None:
+        """Hook: refuse checked losses the policy's tables cannot take, before anything changes."""
 
     def _observed(self, idx: np.ndarray, loss: np.ndarray) -> None:
         """Hook: update the policy's tables (and P when refresh="batch" while selecting)."""
@@ -247,7 +254,9 @@ def check_array(state: dict, name: str, like) -> np.ndarray:
 def check_weights(state: dict, name: str) -> None:
     """Sampling weights: finite, >= 0, with a finite sum."""
     w = np.asarray(state[name], dtype=np.float64)
-    if w.size and (w.min() < 0 or not np.isfinite(w.sum())):
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if w.size and (w.min() < 0 or not np.isfinite(total)):
         raise ValueError(f"state's {name!r} must be weights >= 0 with a finite sum")
 
 
