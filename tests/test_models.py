@@ -7,9 +7,7 @@ Model-specific checks live in ``test_models_specific.py``.
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,47 +46,14 @@ def _prepared(model, y):
 
 
 # ------------------------------------------------------------------------------ real data
-def _data_dir() -> Path | None:
-    env = os.environ.get("MLBS_DATA")
-    folder = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mulan"
-    return folder if (folder / "yeast" / "yeast.arff").is_file() else None
-
-
-def _read_dense_arff(path: Path, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """STOPGAP reader for a dense numeric MULAN ARFF (labels = last q attributes).
-
-    Used only when :mod:`mlbs.data` is not importable.
-    """
-    rows = []
-    in_data = False
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("%"):
-            continue
-        if in_data:
-            rows.append([float(v) for v in line.split(",")])
-        elif line.lower().startswith("@data"):
-            in_data = True
-    arr = np.asarray(rows, dtype=np.float32)
-    return arr[:, :-q], arr[:, -q:]
-
-
 @pytest.fixture(scope="module")
 def yeast_small():
-    """First 512 rows of yeast, min-max scaled on those rows: ``(x, y)`` float32 tensors."""
-    folder = _data_dir()
-    if folder is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("yeast data not found (set MLBS_DATA) and CI=true forbids skipping")
-        pytest.skip("yeast data not found: set MLBS_DATA to the folder holding the MULAN datasets")
-    try:
-        from mlbs.data import load_dataset
-    except ImportError:
-        x_np, y_np = _read_dense_arff(folder / "yeast" / "yeast.arff", 14)
-    else:
-        data = load_dataset("yeast", data_dir=folder, cache=False)
-        x_np = np.asarray(data.X, dtype=np.float32)
-        y_np = data.Y.toarray().astype(np.float32)
+    """First 512 rows of yeast (bundled with the package), min-max scaled on those rows: ``(x, y)`` float32 tensors."""
+    from mlbs.data import load_dataset
+
+    data = load_dataset("yeast", cache=False)
+    x_np = np.asarray(data.X, dtype=np.float32)
+    y_np = data.Y.toarray().astype(np.float32)
     assert x_np.shape == (2417, 103) and y_np.shape == (2417, 14)
     x_np, y_np = x_np[:512], y_np[:512]
     lo, hi = x_np.min(0), x_np.max(0)
