@@ -39,6 +39,7 @@ import warnings
 from typing import Callable, Iterator
 
 import numpy as np
+import numpy.typing as npt
 
 from mlbs.policies.base import Policy
 
@@ -122,7 +123,8 @@ class BatchSelector:
 
         Entering a new epoch closes the previous one (``policy.end_epoch``) and, at the first
         selective epoch, builds the policy's distribution from the warm-up observations; batches
-        of the previous epoch never observed are forgotten, with an :class:`UnobservedBatchWarning`.
+        of the previous epoch never observed are forgotten, with an :class:`UnobservedBatchWarning`
+        (unless the policy is uniform).
         Re-entering the current epoch (after ``load_state_dict``) resumes where it stopped.
 
         ``before_draw`` is called right before each batch drawn from the policy (not before the
@@ -134,7 +136,7 @@ class BatchSelector:
         if epoch != self.current_epoch:
             if epoch < self.current_epoch:
                 raise ValueError(f"epoch {epoch} is before the current epoch {self.current_epoch}")
-            if self._outstanding:
+            if self._outstanding and not self.policy.uniform:  # a uniform policy needs no observations
                 warnings.warn(UnobservedBatchWarning(
                     f"{len(self._outstanding)} batch(es) handed out in epoch {self.current_epoch} were never "
                     f"observed (the first holds samples {self._outstanding[0].batch[:5].tolist()}...); their "
@@ -170,7 +172,8 @@ class BatchSelector:
         return np.random.default_rng([self.seed, epoch]).permutation(self.policy.n)
 
     # -- observations --------------------------------------------------------------------------
-    def observe(self, indices, outputs=None, *, kind: str = "logits", losses=None) -> None:
+    def observe(self, indices: npt.ArrayLike, outputs: npt.ArrayLike | None = None, *, kind: str = "logits",
+                losses: npt.ArrayLike | None = None) -> None:
         """Record observations of outstanding batches (see :meth:`Policy.observe`).
 
         ``indices`` are the samples of ``outputs`` (or ``losses``), in their order: a batch
@@ -183,7 +186,7 @@ class BatchSelector:
         self.policy.observe(ids, outputs, kind=kind, losses=losses)
         self._settle(claims)
 
-    def discard(self, indices) -> None:
+    def discard(self, indices: npt.ArrayLike) -> None:
         """Forget outstanding ids that will never be observed (a batch skipped on purpose).
 
         Their samples keep their previous losses. ``indices`` are matched as in :meth:`observe`.

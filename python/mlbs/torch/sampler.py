@@ -102,7 +102,7 @@ class BatchSampler(Sampler):
         """Deliver every observation; report batches never observed when matching was by order."""
         self._queue.drain(0)
         left = self.selector.pending
-        if left and self._by_order:
+        if left and self._by_order and not self.selector.policy.uniform:
             warnings.warn(UnobservedBatchWarning(
                 f"{len(left)} batch(es) handed out in epoch {self.selector.current_epoch} were never observed. "
                 "observe() without indices= credits each observation to the oldest batch not yet observed: "
