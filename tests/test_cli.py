@@ -75,3 +75,42 @@ def test_compare_runs_resumes_and_reports(tmp_path, capsys):
     hashes = sorted(p.name for p in (out / "records").iterdir())
     assert main(["report", "--out", str(out), "--config", hashes[0], "--no-plots"]) == 0
     assert "report:" in capsys.readouterr().out
+
+
+def test_version_and_help_list_models_methods_and_defaults(capsys):
+    from mlbs import __version__
+    from mlbs.experiments.config import MODEL_LR, PATIENCE
+    from mlbs.experiments.methods import METHODS
+    from mlbs.models import MODELS
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"mlbs {__version__}"
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert f"models: {', '.join(MODELS)}" in text and f"methods: {', '.join(METHODS)}" in text
+    assert f"early stopping after {PATIENCE} epochs" in text and f"mlp {MODEL_LR['mlp']:g}" in text
+
+
+def test_report_ignores_records_of_an_older_protocol_version(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "store"
+    argv = ["run", "--dataset", "emotions", "--model", "mlp", "--method", "random", "--out", str(out),
+            "--epochs", "1", "--folds", "2", "--only-folds", "0", "--no-progress"]
+    assert main(argv) == 0
+    (new,) = [p.name for p in (out / "records").iterdir()]
+    # the same store as an older mlbs left it: a configuration without the protocol version
+    old_config = json.loads((out / "configs" / f"{new}.json").read_text())
+    del old_config["config"]["protocol_version"]
+    (out / "configs" / "0123456789ab.json").write_text(json.dumps(old_config))
+    (out / "records" / "0123456789ab").mkdir()
+    capsys.readouterr()
+    assert main(["report", "--out", str(out), "--no-plots"]) == 0  # only the current configuration
+    cap = capsys.readouterr()
+    assert "older protocol version (0123456789ab)" in cap.err and "never mixes" in cap.err
+    assert f"configuration {new}" in (out / f"report-{new}" / "report.md").read_text()
+    with pytest.raises(SystemExit, match="older protocol version"):
+        main(["report", "--out", str(out), "--config", "0123456789ab"])
+

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -39,6 +40,23 @@ def _options(pairs: list[str] | None, flag: str) -> dict:
     return out
 
 
+def _defaults_text() -> str:
+    """The valid models and methods and the protocol's training defaults, for ``--help``."""
+    from mlbs.experiments.config import MODEL_LR, PATIENCE, ExperimentConfig
+    from mlbs.experiments.methods import METHODS
+
+    c = ExperimentConfig()
+    rates = ", ".join(f"{m} {lr:g}" for m, lr in MODEL_LR.items())
+    return "\n".join(textwrap.fill(line, 100, subsequent_indent="  ") for line in (
+            f"models: {', '.join(MODEL_LR)}",
+            f"methods: {', '.join(METHODS)}",
+            f"defaults of protocol mlbs: {c.epochs} epochs with early stopping after {PATIENCE} epochs without "
+            f"a better validation Macro-AUC, batch {c.batch_size}, {c.n_folds} folds, seed {c.seed}, Adam "
+            f"(weight decay {c.weight_decay:g}) with a {c.lr_warmup_epochs}-epoch linear LR warm-up to the "
+            f"model's rate ({rates}), test with the best-validation-epoch weights.",
+            "protocol paper-code: the authors' settings (lr 1e-4, 101 epochs, final-epoch weights, seed 42)."))
+
+
 def _add_config_args(p: argparse.ArgumentParser, default_epochs: int | None = None) -> None:
     g = p.add_argument_group("protocol and training")
     g.add_argument("--protocol", default="mlbs", choices=["mlbs", "paper-code"],
@@ -51,7 +69,11 @@ def _add_config_args(p: argparse.ArgumentParser, default_epochs: int | None = No
     g.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="seeds (default: the protocol's, 0 for mlbs, 42 for paper-code)")
     g.add_argument("--batch-size", type=int, default=None)
-    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--lr", type=float, default=None,
+                   help="base learning rate for every model (default: the model's, listed below)")
+    g.add_argument("--patience", type=int, default=None,
+                   help="early stopping after this many epochs without a better validation Macro-AUC; "
+                        "0 trains every epoch (default: the protocol's, 20 for mlbs, 0 for paper-code)")
     g.add_argument("--checkpoint", choices=["best", "final"], default=None,
                    help="weights tested: best validation epoch or final epoch (default: the protocol's)")
     g.add_argument("--method-option", action="append", metavar="NAME=VALUE",
@@ -68,8 +90,11 @@ def _add_config_args(p: argparse.ArgumentParser, default_epochs: int | None = No
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mlbs``."""
-    parser = argparse.ArgumentParser(prog="mlbs", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="mlbs", description=__doc__.split("\n\n")[0], epilog=_defaults_text(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    from mlbs import __version__
+
+    parser.add_argument("--version", action="version", version=f"mlbs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -82,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not load the files: print the registered raw n, d, q, Card")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("run", help="train one (dataset, model, method) over its folds",
+    p = sub.add_parser("run", help="train one (dataset, model, method) over its folds", epilog=_defaults_text(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train and evaluate one dataset x model x method over the folds; "
                                    "store one record per fold and print the test metrics.")
     p.add_argument("--dataset", required=True)
@@ -92,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="run a grid of datasets x models x methods x folds, then report",
+                       epilog=_defaults_text(), formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Run every dataset x model x method x fold (resuming from the store), then "
                                    "write the report (tables, Wilcoxon tests, time to target, convergence "
                                    "plots) and print the tables and the paths of the plots.")
@@ -110,7 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="configuration hash (needed when the store holds several)")
     p.add_argument("--report-dir", type=Path, default=None, help="default: <out>/report-<config hash>")
     p.add_argument("--baseline", default="random")
-    p.add_argument("--plot-fold", type=int, default=0)
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_report)
     return parser
@@ -151,7 +177,7 @@ def _config(args):
     seeds = args.seeds
     return ExperimentConfig.for_protocol(
         args.protocol, epochs=args.epochs, n_folds=args.n_folds, batch_size=args.batch_size, lr=args.lr,
-        checkpoint=args.checkpoint, seed=None if not seeds else seeds[0],
+        checkpoint=args.checkpoint, patience=args.patience, seed=None if not seeds else seeds[0],
         method_options=_options(args.method_option, "--method-option") or None,
         model_options=_options(args.model_option, "--model-option") or None,
         eval_train_loss=False if args.no_train_eval_loss else None)
@@ -206,10 +232,10 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _print_report(store, config_hash, report_dir, baseline="random", plot_fold=0, plots=True) -> None:
+def _print_report(store, config_hash, report_dir, baseline="random", plots=True) -> None:
     from mlbs.experiments.report import write_report
 
-    files = write_report(store, config_hash, report_dir, baseline=baseline, plot_fold=plot_fold, plots=plots)
+    files = write_report(store, config_hash, report_dir, baseline=baseline, plots=plots)
     print(files.summary)
     print(f"report: {files.markdown}\ntable (CSV): {files.csv}")
     for p in files.plots:
@@ -228,12 +254,24 @@ def cmd_compare(args) -> int:
 
 def cmd_report(args) -> int:
     """Report one stored configuration."""
+    from mlbs.experiments.config import PROTOCOL_VERSION
     from mlbs.experiments.store import ResultStore
 
     store = ResultStore(args.out)
-    hashes = store.hashes()
-    if not hashes:
+    stored = store.hashes()
+    if not stored:
         raise SystemExit(f"mlbs: error: no results in {args.out}")
+    hashes = [x for x in stored if store.config(x).get("protocol_version", 1) == PROTOCOL_VERSION]
+    old = [x for x in stored if x not in hashes]
+    if old:
+        print(f"mlbs: {args.out} also holds {len(old)} configuration(s) of an older protocol version "
+              f"({', '.join(old)}); this mlbs (protocol version {PROTOCOL_VERSION}) ignores them and never mixes "
+              "them with new records", file=sys.stderr)
+    if args.config in old:
+        raise SystemExit(f"mlbs: error: configuration {args.config} was recorded under an older protocol version; "
+                         f"report it with the mlbs that made it")
+    if not hashes:
+        raise SystemExit(f"mlbs: error: no results of protocol version {PROTOCOL_VERSION} in {args.out}")
     h = args.config
     if h is None:
         if len(hashes) > 1:
@@ -244,7 +282,7 @@ def cmd_report(args) -> int:
         h = hashes[0]
     elif h not in hashes:
         raise SystemExit(f"mlbs: error: no configuration {h!r} in {args.out}; stored: {', '.join(hashes)}")
-    _print_report(store, h, args.report_dir or args.out / f"report-{h}", args.baseline, args.plot_fold,
+    _print_report(store, h, args.report_dir or args.out / f"report-{h}", args.baseline,
                   not args.no_plots)
     return 0
 

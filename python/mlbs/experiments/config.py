@@ -49,11 +49,11 @@ PROTOCOL_VERSION = 2
 #: that were not swept keep 1e-4.
 MODEL_LR: dict[str, float] = {
     "mlp": 3e-3,
-    "clif": 1e-3,
-    "dela": 1e-3,
     "c2ae": 1e-4,
     "mpvae": 1e-4,
     "paca": 1e-4,
+    "clif": 1e-3,
+    "dela": 1e-3,
 }
 
 #: Early stopping: training ends after this many epochs without a strict improvement of the

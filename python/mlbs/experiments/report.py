@@ -6,7 +6,12 @@
 * :func:`dataset_table_markdown` — one (model, dataset): a row per metric, a column per method;
 * :func:`cells_csv` — the same numbers in long form, with the per-fold values;
 * :func:`wilcoxon_markdown` — [P24] Table 3: each method against the baseline across datasets;
-* :func:`time_markdown` — time to reach the baseline's minimum training loss;
+* :func:`plain_reading` — one paragraph per (model, dataset): which method is ahead of the
+  baseline on which metric, by how much relative to the fold spread, and whether that is
+  significant over the folds (Wilcoxon signed-rank test, paired by fold);
+* :func:`time_markdown` — time to reach the baseline's best validation Macro-AUC (or its minimum
+  training loss);
+* :func:`convergence_warnings` — runs whose best validation epoch is the last one trained;
 * :func:`write_report` — all of them, plus the convergence PNGs, into a folder.
 """
 from __future__ import annotations
@@ -15,17 +20,20 @@ import csv
 import io
 import math
 from dataclasses import dataclass
+
+import numpy as np
 from pathlib import Path
 
 from .aggregate import aggregate, datasets_of, methods_of, models_of
 from .evaluate import LOWER_IS_BETTER, METRICS
 from .plots import convergence_plot
 from .store import ResultStore
-from .timing import time_to_target
+from .timing import CURVES, time_to_target
 from .wilcoxon import signed_rank_test
 
 __all__ = ["PAPER_METRICS", "format_cell", "best_methods", "table2_markdown", "dataset_table_markdown",
-           "cells_csv", "wilcoxon_rows", "wilcoxon_markdown", "time_markdown", "ReportFiles", "write_report"]
+           "cells_csv", "wilcoxon_rows", "wilcoxon_markdown", "fold_comparison", "plain_reading", "time_markdown",
+           "convergence_warnings", "ReportFiles", "write_report"]
 
 #: The six metrics of [P24] Table 2.
 PAPER_METRICS = ("macro_f1", "micro_f1", "macro_auc", "ranking_loss", "hamming_loss", "one_error")
@@ -170,13 +178,137 @@ def wilcoxon_markdown(rows, baseline: str = "random") -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class FoldComparison:
+    """A method against the baseline on one metric of one (model, dataset), paired by fold.
+
+    Attributes
+    ----------
+    difference : float
+        Mean of the method minus mean of the baseline, oriented so that > 0 favours the method.
+    spread : float
+        The fold spread: mean of the two population stds over the folds (the ``±`` of the table).
+    ahead : int
+        Folds where the method is better.
+    test : WilcoxonResult or None
+        Two-sided signed-rank test over the paired folds (None with fewer than two folds).
+    """
+
+    method: str
+    metric: str
+    n_folds: int
+    difference: float
+    spread: float
+    ahead: int
+    test: object
+
+
+def fold_comparison(cells: dict, model: str, dataset: str, method: str, baseline: str, metric: str):
+    """:class:`FoldComparison` of ``method`` against ``baseline``; None if either is missing."""
+    a, b = cells.get((model, dataset, method, metric)), cells.get((model, dataset, baseline, metric))
+    if a is None or b is None:
+        return None
+    base = dict(zip(b.folds, b.values))
+    pairs = [(v, base[f]) for f, v in zip(a.folds, a.values) if f in base and math.isfinite(v)
+             and math.isfinite(base[f])]
+    if not pairs:
+        return None
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    mv, bv = [p[0] for p in pairs], [p[1] for p in pairs]
+    diff = sign * (sum(mv) - sum(bv)) / len(pairs)
+    spread = (float(np.std(mv)) + float(np.std(bv))) / 2.0
+    ahead = sum(sign * (x - y) > 0 for x, y in pairs)
+    test = signed_rank_test(mv, bv, metric) if len(pairs) >= 2 else None
+    return FoldComparison(method, metric, len(pairs), diff, spread, ahead, test)
+
+
+def plain_reading(cells: dict, model: str, dataset: str, methods, baseline: str = "random",
+                  metrics=PAPER_METRICS) -> str:
+    """One plain-language paragraph on a (model, dataset): each method against ``baseline``.
+
+    For every metric: the difference of the fold means (in favour of the method when positive),
+    its size relative to the fold spread (mean of the two stds), on how many folds the method is
+    ahead, and the two-sided Wilcoxon signed-rank test over the folds paired by fold (both runs of
+    a fold share the data split and the initial weights). With n folds the smallest two-sided
+    exact p-value is ``2 / 2^n`` (0.0625 for 5 folds), so 5 folds can never show significance at
+    0.05; the paragraph says so.
+    """
+    parts = []
+    n_max = 0
+    significant = []
+    for method in methods:
+        if method == baseline:
+            continue
+        comps = [c for c in (fold_comparison(cells, model, dataset, method, baseline, x) for x in metrics) if c]
+        if not comps:
+            continue
+        n_max = max(n_max, max(c.n_folds for c in comps))
+        ahead = [c for c in comps if c.difference > 0]
+        behind = [c for c in comps if c.difference < 0]
+
+        def say(c):
+            ratio = "" if not c.spread > 0 else f", {abs(c.difference) / c.spread:.1f}x the fold spread"
+            p = "" if c.test is None or not math.isfinite(c.test.p) else f", p = {c.test.p:.2f}"
+            return f"{METRICS[c.metric]} by {abs(c.difference):.4f} ({c.ahead}/{c.n_folds} folds better{ratio}{p})"
+
+        text = f"{method} is ahead of {baseline} on {len(ahead)} of {len(comps)} metrics"
+        if ahead:
+            text += ": " + ", ".join(say(c) for c in ahead)
+        if behind:
+            text += "; behind on " + ", ".join(say(c) for c in behind)
+        parts.append(text + ".")
+        significant += [(c, method) for c in comps if c.test is not None and c.test.decision != "tie"]
+    if not parts:
+        return f"{dataset} / {model}: no method to compare with {baseline}.\n"
+    head = (f"**Reading, {dataset} / {model}** (difference of the fold means; in brackets the folds where the "
+            "method is better, the difference in units of the fold spread, i.e. the mean of the two ± above, and "
+            "the p-value over the folds): ")
+    tail = " Significance: two-sided Wilcoxon signed-rank test over the folds, paired by fold, α = 0.05: "
+    if significant:
+        tail += "significant for " + "; ".join(f"{m} on {METRICS[c.metric]} ({c.test.decision}, p = {c.test.p:.3f})"
+                                               for c, m in significant) + "; every other difference is not."
+    else:
+        tail += "no difference is significant."
+    if n_max and 2.0 / 2 ** n_max >= 0.05:
+        tail += (f" With {n_max} folds the smallest possible p is {2.0 / 2 ** n_max:.4f}, so no difference can "
+                 "reach 0.05 whatever its size; more folds or seeds (--seeds) are needed for a decision.")
+    return head + " ".join(parts) + tail + "\n"
+
+
+def convergence_warnings(records) -> list[str]:
+    """One line per run whose best validation epoch is the last one trained (not converged)."""
+    out = []
+    for r in records:
+        res, k = r["result"], r["key"]
+        if res.get("best_is_last"):
+            out.append(f"{k['dataset']}/{k['model']}/{k['method']} fold {k['fold']} seed {k['seed']}: best "
+                       f"validation epoch {res['best_epoch'] + 1} is the last of {res.get('epochs_run')} trained")
+    return out
+
+
+def _convergence_markdown(records) -> str:
+    lines = convergence_warnings(records)
+    stopped = sum(bool(r["result"].get("early_stopped")) for r in records)
+    head = (f"{stopped} of {len(records)} runs stopped early (no better validation Macro-AUC for the "
+            "patience); ")
+    if not lines:
+        return head + "in every run the best validation epoch came before the last epoch trained.\n"
+    return (head + f"**warning: in {len(lines)} runs the best validation epoch is the last one trained, so "
+            "those models had not converged** (a larger epoch budget or learning rate would change them):\n\n"
+            + "\n".join(f"- {x}" for x in lines) + "\n")
+
+
+_TARGETS = {"val_auc": "best validation Macro-AUC", "eval": "minimum full training-set loss (eval mode)",
+            "batches": "minimum mean loss of its own selected batches"}
+
+
 def time_markdown(entries, baseline: str = "random") -> str:
-    """Time to reach the baseline's minimum training loss, per (model, dataset, method)."""
+    """Time to reach the baseline's best value of a curve, per (model, dataset, method)."""
     if not entries:
-        return f"No time-to-target: no {baseline} run (or no logged training loss).\n"
+        return f"No time-to-target: no {baseline} run (or the curve was not logged).\n"
     curve = entries[0].curve
-    lines = [f"Training time to reach {baseline}'s minimum training loss (curve: {curve}; "
-             "mean over the folds where it was reached)", "",
+    lines = [f"Training time to reach {baseline}'s {_TARGETS[curve]} (curve `{curve}`; "
+             "mean over the folds where it was reached; evaluation time excluded)", "",
              "| Model | Dataset | Method | reached | mean time (s) | change vs " + baseline + " |",
              "|---|---|---|---|---|---|"]
     for e in entries:
@@ -184,6 +316,17 @@ def time_markdown(entries, baseline: str = "random") -> str:
         rel = "–" if not math.isfinite(e.relative_change) else f"{100 * e.relative_change:+.1f} %"
         lines.append(f"| {e.model} | {e.dataset} | {e.method} | {e.reached}/{len(e.times)} | {mean} | {rel} |")
     return "\n".join(lines) + "\n"
+
+
+def _stopping(config: dict) -> str:
+    p = config.get("patience", 0)
+    return f" (early stopping after {p} epochs without a better validation Macro-AUC)" if p else ""
+
+
+def _rates(config: dict, models) -> str:
+    if config.get("lr") is not None:
+        return f"{config['lr']:g}"
+    return ", ".join(f"{m} {config['model_lr'][m]:g}" for m in models if m in config.get("model_lr", {}))
 
 
 @dataclass(frozen=True)
@@ -197,7 +340,7 @@ class ReportFiles:
 
 
 def write_report(store: ResultStore, config_hash: str, out_dir, *, baseline: str = "random",
-                 plot_fold: int = 0, plots: bool = True) -> ReportFiles:
+                 plots: bool = True) -> ReportFiles:
     """Write ``report.md``, ``table2.csv``, ``table2_final.csv`` and ``plots/*.png`` into ``out_dir``.
 
     Parameters
@@ -207,9 +350,8 @@ def write_report(store: ResultStore, config_hash: str, out_dir, *, baseline: str
         The configuration reported (records of other configurations are never read).
     out_dir : path
     baseline : str
-        Method the others are tested against and whose minimum loss is the time target.
-    plot_fold : int
-        Fold shown in the convergence plots.
+        Method the others are tested against and whose best validation Macro-AUC (and minimum
+        losses) are the time targets.
     plots : bool
         Draw the convergence PNGs.
     """
@@ -222,23 +364,27 @@ def write_report(store: ResultStore, config_hash: str, out_dir, *, baseline: str
     tables = [dataset_table_markdown(cells, m, d, methods) for m in models for d in datasets
               if any((m, d, a, "macro_f1") in cells for a in methods)]
     wil = wilcoxon_markdown(wilcoxon_rows(cells, models, datasets, methods, baseline), baseline)
-    ttt = time_markdown(time_to_target(records, "eval", baseline), baseline) + "\n" + \
-        time_markdown(time_to_target(records, "batches", baseline), baseline)
+    ttt = "\n".join(time_markdown(time_to_target(records, c, baseline), baseline) for c in CURVES)
+    readings = [plain_reading(cells, m, d, methods, baseline) for m in models for d in datasets
+                if any((m, d, a, "macro_f1") in cells for a in methods)]
+    convergence = _convergence_markdown(records)
     png = []
     if plots:
         for m in models:
             for d in datasets:
                 try:
-                    png.append(convergence_plot(records, m, d, out_dir / "plots" / f"{d}_{m}_fold{plot_fold}.png",
-                                                fold=plot_fold))
+                    png.append(convergence_plot(records, m, d, out_dir / "plots" / f"{d}_{m}.png"))
                 except ValueError:
                     continue
     checkpoint = "best validation epoch" if config["checkpoint"] == "best" else "final epoch"
     head = [f"# mlbs results (configuration {config_hash})", "",
-            f"Protocol `{config['protocol']}`: {config['epochs']} epochs, batch {config['batch_size']}, "
+            f"Protocol `{config['protocol']}` (version {config['protocol_version']}): at most {config['epochs']} "
+            f"epochs{_stopping(config)}, batch {config['batch_size']}, learning rate {_rates(config, models)}, "
             f"{config['n_folds']}-fold iterative stratification, validation `{config['validation']}`, "
             f"test with the {checkpoint} weights. Records: {len(records)}.", ""]
-    text = "\n".join(head) + "\n## Test metrics\n\n" + "\n".join(tables) + \
+    text = "\n".join(head) + "\n## Test metrics\n\n" + \
+        "\n".join(t + "\n" + r for t, r in zip(tables, readings)) + \
+        "\n## Convergence\n\n" + convergence + \
         "\n## Table 2 layout\n\n" + table2_markdown(cells, models, datasets, methods) + \
         "\n## Wilcoxon signed-rank test\n\n" + wil + "\n## Time to target\n\n" + ttt
     if config["checkpoint"] == "best":
@@ -251,5 +397,6 @@ def write_report(store: ResultStore, config_hash: str, out_dir, *, baseline: str
     csv_path = out_dir / "table2.csv"
     csv_path.write_text(cells_csv(cells), encoding="utf-8")
     (out_dir / "table2_final.csv").write_text(cells_csv(aggregate(records, "test_final")), encoding="utf-8")
-    summary = "\n".join(tables) + "\n" + ttt
+    summary = "\n".join(t + "\n" + r for t, r in zip(tables, readings)) + "\n" + \
+        time_markdown(time_to_target(records, "val_auc", baseline), baseline) + "\n" + convergence
     return ReportFiles(md, csv_path, tuple(png), summary)

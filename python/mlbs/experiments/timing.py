@@ -1,11 +1,17 @@
-"""Time each method needs to reach the Random baseline's minimum training loss ([P24] §4.3).
+"""Time each method needs to reach the Random baseline's best value of a curve ([P24] §4.3).
 
-``docs/protocol.md`` §11, library protocol: for each (model, dataset, seed, fold), the target
-``L*`` is the minimum over epochs of Random's training-loss curve; ``T(method)`` is the cumulative
-training time (training steps plus the sampler, evaluation excluded) at the end of the first epoch
-whose loss is at most ``L*``, or "not reached". Two curves are used: the full training-set loss in
-eval mode (``"eval"``, curve (b)) and the mean loss of the batches as trained (``"batches"``,
-curve (a), closest to the paper's "training loss", biased towards hard samples under selection).
+For each (model, dataset, seed, fold), the target is Random's best value over its epochs; ``T(method)``
+is the cumulative training time (training steps plus the sampler, evaluation excluded) at the end of
+the first epoch whose value is at least as good, or "not reached". Three curves are used:
+
+``"val_auc"``
+    the validation Macro-AUC (target: Random's maximum) -- what a user choosing a method asks:
+    how long until the model is as good as Random's best;
+``"eval"``
+    the full training-set loss in eval mode (target: Random's minimum);
+``"batches"``
+    the mean loss of the batches as trained (closest to the paper's "training loss"; biased
+    upwards under selection, which trains on high-loss samples on purpose).
 """
 from __future__ import annotations
 
@@ -13,15 +19,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TimeToTarget", "time_to_target", "first_time_below"]
+__all__ = ["CURVES", "TimeToTarget", "time_to_target", "first_time_reaching"]
 
-_CURVES = {"eval": "train_loss_eval", "batches": "train_loss"}
+#: Curve name -> (field of the record's ``curves``, larger is better).
+CURVES = {"val_auc": ("val_auc", True), "eval": ("train_loss_eval", False), "batches": ("train_loss", False)}
 
 
-def first_time_below(losses, times, target: float):
-    """``(epoch, time)`` of the first epoch with ``loss <= target``, or ``(None, None)``."""
-    for epoch, (loss, t) in enumerate(zip(losses, times)):
-        if loss is not None and loss <= target:
+def first_time_reaching(values, times, target: float, higher_is_better: bool):
+    """``(epoch, time)`` of the first epoch whose value reaches ``target``, or ``(None, None)``.
+
+    Reaching means ``value >= target`` when larger is better, ``value <= target`` otherwise;
+    undefined (None) values never reach.
+    """
+    for epoch, (value, t) in enumerate(zip(values, times)):
+        if value is not None and (value >= target if higher_is_better else value <= target):
             return epoch, float(t)
     return None, None
 
@@ -35,7 +46,7 @@ class TimeToTarget:
     times : tuple of (float or None)
         Seconds to reach the target per fold (None: not reached).
     random_times : tuple of float
-        Random's own time to its minimum, per fold.
+        Random's own time to its best value, per fold.
     """
 
     model: str
@@ -61,26 +72,26 @@ class TimeToTarget:
         return float(np.mean(v)) if v else float("nan")
 
 
-def time_to_target(records: list[dict], curve: str = "eval", baseline: str = "random") -> list[TimeToTarget]:
+def time_to_target(records: list[dict], curve: str = "val_auc", baseline: str = "random") -> list[TimeToTarget]:
     """Time-to-target of every method, per (model, dataset).
 
     Parameters
     ----------
     records : list of dict
         Records of one configuration.
-    curve : {"eval", "batches"}
-        Which training-loss curve (module docstring).
+    curve : {"val_auc", "eval", "batches"}
+        Which curve (module docstring).
     baseline : str
-        Method whose minimum defines the target.
+        Method whose best value defines the target.
 
     Returns
     -------
     list of TimeToTarget
         Empty when no baseline run exists (or the curve was not logged).
     """
-    if curve not in _CURVES:
-        raise ValueError(f"curve must be one of {sorted(_CURVES)}, got {curve!r}")
-    field = _CURVES[curve]
+    if curve not in CURVES:
+        raise ValueError(f"curve must be one of {sorted(CURVES)}, got {curve!r}")
+    field, higher = CURVES[curve]
     runs = {}
     for r in records:
         k = r["key"]
@@ -88,11 +99,12 @@ def time_to_target(records: list[dict], curve: str = "eval", baseline: str = "ra
     out: dict[tuple, tuple[list, list]] = {}
     for (model, dataset, seed, fold, method), curves in sorted(runs.items()):
         base = runs.get((model, dataset, seed, fold, baseline))
-        if base is None or any(v is None for v in base[field]) or not base[field]:
+        defined = [] if base is None else [v for v in base[field] if v is not None]
+        if not defined or (curve != "val_auc" and len(defined) < len(base[field])):
             continue
-        target = min(base[field])
-        _, t_random = first_time_below(base[field], base["train_time"], target)
-        _, t = first_time_below(curves[field], curves["train_time"], target)
+        target = max(defined) if higher else min(defined)
+        _, t_random = first_time_reaching(base[field], base["train_time"], target, higher)
+        _, t = first_time_reaching(curves[field], curves["train_time"], target, higher)
         times, randoms = out.setdefault((model, dataset, method), ([], []))
         times.append(t)
         randoms.append(t_random)
