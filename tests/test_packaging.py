@@ -151,16 +151,27 @@ def runtime_parameters(method) -> list[str]:
     return names
 
 
+def stub_variables() -> dict[str, str]:
+    """{name: annotation} of the module-level variables in ``_core.pyi``."""
+    tree = ast.parse((PACKAGE / "_core.pyi").read_text())
+    return {node.target.id: ast.unparse(node.annotation) for node in tree.body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+
+
 def test_core_stub_matches_the_compiled_module():
     _core = pytest.importorskip("mlbs._core")
-    stub = stub_classes()
+    stub, variables = stub_classes(), stub_variables()
     public = sorted(n for n in vars(_core) if not n.startswith("_"))
-    assert sorted(stub) == public
+    assert sorted([*stub, *variables]) == public
+    for name, annotation in variables.items():
+        assert type(getattr(_core, name)).__name__ == annotation, name
     for cls_name, methods in stub.items():
         cls = getattr(_core, cls_name)
         runtime = {n for n in vars(cls) if not n.startswith("_")} | {"__init__", "__len__", "__getstate__",
                                                                      "__setstate__"}
-        assert set(methods) == runtime, cls_name
+        internal = {m for m in methods if m.startswith("_") and not m.startswith("__")}
+        assert set(methods) - internal == runtime, cls_name
+        assert all(hasattr(cls, m) for m in internal), cls_name
         for name, params in methods.items():
             attr = inspect.getattr_static(cls, name)
             if isinstance(attr, property) or name in ("__getstate__", "__setstate__"):

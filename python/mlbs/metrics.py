@@ -35,19 +35,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Union, overload
+from typing import Literal, overload
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-__all__ = ["UndefinedMetricWarning", "binarize", "macro_f1", "micro_f1", "hamming_loss", "subset_accuracy",
-           "MatrixLike", "AucResult", "macro_auc", "micro_auc", "ranking_loss", "one_error", "coverage",
-           "average_precision"]
+from mlbs.typing import MatrixLike
 
-#: An (n, q) matrix: anything ``numpy.asarray`` takes, or a scipy sparse matrix or array.
-MatrixLike = Union[npt.ArrayLike, sp.spmatrix, sp.sparray]
+__all__ = ["UndefinedMetricWarning", "binarize", "macro_f1", "micro_f1", "hamming_loss", "subset_accuracy",
+           "AucResult", "macro_auc", "micro_auc", "ranking_loss", "one_error", "coverage",
+           "average_precision"]
 
 #: Rows per block of the row-sorting metrics: bounds their temporary arrays to about 2^20 entries.
 _BLOCK_ENTRIES = 1 << 20

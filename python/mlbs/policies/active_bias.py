@@ -4,6 +4,7 @@ as in the analysis notebook of the code of Zhou et al. 2024b."""
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from mlbs.core import checked_indices
 from mlbs.policies.epochwise import EpochPolicy
@@ -11,6 +12,7 @@ from mlbs.policies.schedules import check_schedule, d2ace_pressure
 from mlbs.policies.transforms import quantized_min_max
 from mlbs.signals.bce import per_sample_bce_csr
 from mlbs.signals.history import RunningMoments, probabilities_of
+from mlbs.typing import MatrixLike, Schedule
 
 
 class ActiveBias(EpochPolicy):
@@ -48,7 +50,8 @@ class ActiveBias(EpochPolicy):
         Seed of the draws.
     """
 
-    def __init__(self, labels, *, pressure=None, ddof: int = 1, transform: str = "qmm", epsilon=None,
+    def __init__(self, labels: MatrixLike, *, pressure: Schedule | None = None, ddof: int = 1, transform: str = "qmm",
+                 epsilon: float | None = None,
                  mode: str = "sample", burn_in: int = 10, qmm_clip: bool = False,
                  schedule_eval: str = "lagged", refresh: str | None = None, seed: int = 0):
         super().__init__(labels, refresh=refresh, schedule_eval=schedule_eval, seed=seed)
@@ -80,7 +83,7 @@ class ActiveBias(EpochPolicy):
             return self.scores() + self.epsilon
         return quantized_min_max(self.scores(), self.pressure(epoch), clip=self.qmm_clip)
 
-    def loss_weights(self, indices) -> np.ndarray:
+    def loss_weights(self, indices: npt.ArrayLike) -> np.ndarray:
         """SGD-WPV weights of a batch: (U_i + epsilon) / mean over the batch (1 during burn-in)."""
         idx = checked_indices(indices, self.n)
         if idx.size == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,6 +13,7 @@ from mlbs.core import WeightedIndex
 from mlbs.policies.adaptive import Adaptive
 from mlbs.statistics.labels import cardinality, cooccurrence_matrix, csr_row_entries, irlbl
 from mlbs.statistics.structure import related_labels, seed_labels
+from mlbs.typing import MatrixLike
 
 
 class AdaC(Adaptive):
@@ -32,7 +34,7 @@ class AdaC(Adaptive):
         Chain steps that fell back to the global P (no seed label, or D_c \\ Sel without mass).
     """
 
-    def __init__(self, labels, features=None, **options):
+    def __init__(self, labels: MatrixLike, features: MatrixLike | None = None, **options: Any):
         super().__init__(labels, features, **options)
         Y = self.labels
         if Y.nnz == 0:

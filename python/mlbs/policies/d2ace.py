@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mlbs.core import WeightedIndex
 from mlbs.policies.base import check_array, check_numpy_rng_state, check_rng_state, check_weights, fingerprint
@@ -16,6 +18,7 @@ from mlbs.policies.transforms import quantized_min_max
 from mlbs.signals.refresh import LOSS_TRANSFORMS, PositivesLayout, d2ace_scores
 from mlbs.signals.window import PredictionWindow
 from mlbs.statistics.structure import local_context
+from mlbs.typing import MatrixLike
 
 MIXTURES = ("deterministic", "per_draw", "per_batch")
 
@@ -125,8 +128,8 @@ class D2ACE(EpochPolicy):
 
     Config = D2ACEConfig
 
-    def __init__(self, labels, features=None, config: D2ACEConfig | None = None, *, neighbors=None,
-                 refresh: str | None = None, seed: int = 0, **settings):
+    def __init__(self, labels: MatrixLike, features: MatrixLike | None = None, config: D2ACEConfig | None = None, *,
+                 neighbors: npt.ArrayLike | None = None, refresh: str | None = None, seed: int = 0, **settings: Any):
         cfg = dataclasses.replace(config or D2ACEConfig(), **settings)
         super().__init__(labels, refresh=refresh, schedule_eval=cfg.schedule_eval, seed=seed)
         if self.labels.nnz == 0:
@@ -163,7 +166,7 @@ class D2ACE(EpochPolicy):
     def _visit(self, idx, outputs, kind):
         return self.signals.visit(idx, outputs, kind, self.label_csr)
 
-    def pool_weights(self, epoch: int):
+    def pool_weights(self, epoch: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(omega^U, omega^H, beta) at the given evaluation epoch."""
         beta = float(self.beta_schedule(epoch))
         if not 0.0 <= beta <= 1.0:

@@ -10,11 +10,13 @@ next epoch starts) and reads its schedules at :func:`mlbs.policies.schedules.eva
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from mlbs.core import WeightedIndex
 from mlbs.policies.base import Policy, check_rng_state, check_weights
 from mlbs.policies.schedules import evaluation_epoch
 from mlbs.signals.observation import checked_observation, last_occurrence
+from mlbs.typing import MatrixLike
 
 
 class EpochPolicy(Policy):
@@ -36,7 +38,8 @@ class EpochPolicy(Policy):
     observation = "outputs"
     default_refresh = "epoch"
 
-    def __init__(self, labels, *, refresh: str | None = None, schedule_eval: str = "lagged", seed: int = 0):
+    def __init__(self, labels: MatrixLike, *, refresh: str | None = None, schedule_eval: str = "lagged",
+                 seed: int = 0):
         if refresh not in (None, "epoch"):
             raise ValueError(f"{type(self).__name__} scores are defined per epoch: "
                              f"refresh must be 'epoch', got {refresh!r}")
@@ -48,7 +51,8 @@ class EpochPolicy(Policy):
         self.index.assign(np.ones(self.n))
 
     # -- observations --------------------------------------------------------------------------
-    def observe(self, indices, outputs=None, *, kind: str = "logits", losses=None) -> None:
+    def observe(self, indices: npt.ArrayLike, outputs: npt.ArrayLike | None = None, *, kind: str = "logits",
+                losses: npt.ArrayLike | None = None) -> None:
         """Record the batch just trained (see :meth:`Policy.observe`); ``outputs`` is required.
 
         A repeated index keeps only its last row (last write wins, as in the base class).

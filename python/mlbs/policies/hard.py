@@ -6,6 +6,7 @@ import numpy as np
 
 from mlbs.core import RankIndex
 from mlbs.policies.base import Policy, check_pressure, check_rng_state
+from mlbs.typing import MatrixLike
 
 
 class Hard(Policy):
@@ -26,7 +27,7 @@ class Hard(Policy):
         Seed of the draws.
     """
 
-    def __init__(self, labels, *, pressure: float = 8.0, refresh: str | None = None, seed: int = 0):
+    def __init__(self, labels: MatrixLike, *, pressure: float = 8.0, refresh: str | None = None, seed: int = 0):
         super().__init__(labels, refresh=refresh)
         self.pressure = check_pressure(pressure, self.n)
         self.index = RankIndex(self.n, seed=seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlbs.policies.base import Policy, check_numpy_rng_state
+from mlbs.typing import MatrixLike
 
 
 class Random(Policy):
@@ -17,7 +18,7 @@ class Random(Policy):
     warmup_epochs = 0
     default_refresh = "epoch"
 
-    def __init__(self, labels, *, seed: int = 0):
+    def __init__(self, labels: MatrixLike, *, seed: int = 0):
         super().__init__(labels, refresh="epoch")
         self.rng = np.random.default_rng(seed)
 

@@ -10,6 +10,7 @@ from mlbs.policies.schedules import ExpDecay, check_schedule
 from mlbs.policies.transforms import quantized_min_max
 from mlbs.signals.bce import per_sample_bce_csr
 from mlbs.signals.history import RecentBits, probabilities_of
+from mlbs.typing import MatrixLike, Schedule
 
 
 class RecencyBias(EpochPolicy):
@@ -33,8 +34,8 @@ class RecencyBias(EpochPolicy):
         Seed of the draws.
     """
 
-    def __init__(self, labels, *, window: int = 10, pressure=None, qmm_clip: bool = False,
-                 schedule_eval: str = "lagged", refresh: str | None = None, seed: int = 0):
+    def __init__(self, labels: MatrixLike, *, window: int = 10, pressure: Schedule | None = None,
+                 qmm_clip: bool = False, schedule_eval: str = "lagged", refresh: str | None = None, seed: int = 0):
         super().__init__(labels, refresh=refresh, schedule_eval=schedule_eval, seed=seed)
         self.pressure = check_schedule("pressure", ExpDecay(100.0, 1.0, 10, 100) if pressure is None else pressure,
                                        number_above=1)

@@ -8,6 +8,7 @@ from mlbs.policies.epochwise import EpochPolicy
 from mlbs.policies.schedules import check_schedule, d2ace_pressure
 from mlbs.policies.transforms import quantized_min_max
 from mlbs.signals.window import PredictionWindow
+from mlbs.typing import MatrixLike, Schedule
 
 #: Upper edges of the uncertainty bins [0, .2), [.2, .4), ..., [.8, 1] and their values.
 BIN_EDGES = np.array([0.2, 0.4, 0.6, 0.8])
@@ -59,8 +60,8 @@ class Uncertain(EpochPolicy):
     The settings of the authors' code are in :mod:`mlbs.experiments.presets`.
     """
 
-    def __init__(self, labels, *, window: int = 5, pressure=None, bin_from_epoch: int = 5,
-                 qmm_clip: bool = False, entropy_nan: bool = False, short_nan: bool = False,
+    def __init__(self, labels: MatrixLike, *, window: int = 5, pressure: Schedule | None = None,
+                 bin_from_epoch: int = 5, qmm_clip: bool = False, entropy_nan: bool = False, short_nan: bool = False,
                  correlation: str = "ones", window_dtype: str = "float32", table_dtype: str = "float32",
                  schedule_eval: str = "lagged", refresh: str | None = None, seed: int = 0):
         super().__init__(labels, refresh=refresh, schedule_eval=schedule_eval, seed=seed)
