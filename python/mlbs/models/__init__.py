@@ -1,4 +1,4 @@
-"""Base models of the multi-label batch-selection papers (``docs/models.md``).
+"""Base models of the multi-label batch-selection papers.
 
 Six PyTorch models sharing one interface (:class:`~mlbs.models.base.MultiLabelModel`):
 :class:`MLP`, :class:`C2AE`, :class:`MPVAE`, :class:`PACA`, :class:`CLIF`, :class:`DELA`.

@@ -1,4 +1,4 @@
-"""Common interface of the base models (``docs/models.md`` §1).
+"""Common interface of the base models.
 
 Every model in :mod:`mlbs.models` is a :class:`MultiLabelModel`: a ``torch.nn.Module`` built from
 the number of input features ``d``, the number of labels ``q`` and a configuration dataclass
@@ -26,12 +26,13 @@ __all__ = [
     "StepOutput",
 ]
 
-#: Names of the configuration presets every model offers (``docs/models.md`` §0).
-#: ``"mlbs"``: the recommended settings (flaws of §11 fixed); ``"papers"``: the public code of the
-#: batch-selection papers (``compat=True``); ``"original"``: the model's own paper/code.
+#: Names of the configuration presets every model offers.
+#: ``"mlbs"``: the recommended settings (the known flaws of the papers' code fixed);
+#: ``"papers"``: the public code of the batch-selection papers (``compat=True``);
+#: ``"original"``: the model's own paper/code.
 PRESETS = ("mlbs", "papers", "original")
 
-#: Allowed values of :attr:`ModelConfig.selection_signal` (``docs/models.md`` §1.2).
+#: Allowed values of :attr:`ModelConfig.selection_signal`.
 SELECTION_SIGNALS = ("x_path", "paper")
 
 
@@ -42,14 +43,14 @@ class ModelConfig:
     Parameters
     ----------
     compat : bool
-        ``True`` reproduces the papers' code including its flaws (``docs/models.md`` §11);
+        ``True`` reproduces the papers' code including its flaws;
         ``False`` (default) applies the recommendations.
     seed : int
         Seed of the initial weights. With ``compat=True`` the global torch/NumPy/``random`` generators
-        are re-seeded with it at construction, as the papers' code does (§2.3, F11); otherwise the
+        are re-seeded with it at construction, as the papers' code does; otherwise the
         weights are drawn inside a forked RNG state and the global generators are left untouched.
     selection_signal : {"x_path", "paper"}
-        Which branch feeds the selection signal (§1.2).
+        Which branch feeds the selection signal.
     preset : str
         Name of the preset the configuration was built from (recorded for result files).
     """
@@ -109,7 +110,7 @@ class ModelConfig:
 
     @classmethod
     def mlbs(cls, d: int, q: int, dataset: str | None = None, **overrides: Any) -> ModelConfig:
-        """Recommended settings of this library (the flaws of ``docs/models.md`` §11 fixed)."""
+        """Recommended settings of this library (the known flaws of the papers' code fixed)."""
         return cls.preset_for("mlbs", d, q, dataset, **overrides)
 
     # Subclasses override these three; the defaults return the dataclass defaults.
@@ -132,7 +133,7 @@ class ModelConfig:
 
 @dataclass
 class StepOutput:
-    """Result of one training forward (``docs/models.md`` §1.1).
+    """Result of one training forward.
 
     Attributes
     ----------
@@ -164,9 +165,9 @@ def _check_sizes(d: int, q: int) -> None:
 
 
 class MultiLabelModel(nn.Module):
-    """Base class of the base models (``docs/models.md`` §1.1).
+    """Base class of the base models.
 
-    Subclasses build their layers inside :meth:`_build` (called under the seeding rule of §2.3) and
+    Subclasses build their layers inside :meth:`_build` (called under the papers' seeding rule) and
     implement :meth:`train_step` and :meth:`_predict_logits_or_probs`.
 
     Parameters
@@ -180,8 +181,6 @@ class MultiLabelModel(nn.Module):
 
     #: Configuration class of the model; set by every subclass.
     Config: ClassVar[type[ModelConfig]] = ModelConfig
-    #: Whether the training forward takes ``y`` as an input (C2AE, MPVAE, PACA).
-    needs_y: ClassVar[bool] = False
 
     def __init__(self, d: int, q: int, config: ModelConfig | None = None) -> None:
         super().__init__()
@@ -196,7 +195,7 @@ class MultiLabelModel(nn.Module):
         self.q = int(q)
         self.config = config
         if config.compat:
-            # The papers' code re-seeds every global generator in the constructor (F11).
+            # The papers' code re-seeds every global generator in the constructor.
             _seed_everything(config.seed)
             self._build()
         else:
@@ -222,7 +221,7 @@ class MultiLabelModel(nn.Module):
     def prepare(self, y_train: Tensor) -> None:
         """Fit data-dependent buffers from the training-fold labels (no-op for most models).
 
-        CLIF builds its label co-occurrence graph here (``docs/models.md`` §9.2). A training loop
+        CLIF builds its label co-occurrence graph here. A training loop
         should call it once per fold, with the training labels only, before the first step.
         """
         self.check_y(y_train)
@@ -272,7 +271,7 @@ class MultiLabelModel(nn.Module):
             self.train(was_training)
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Optimiser parameter groups; one group with every parameter (shared optimiser, §3)."""
+        """Optimiser parameter groups; one group with every parameter (shared optimiser)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def n_parameters(self) -> int:
@@ -326,7 +325,7 @@ class MultiLabelModel(nn.Module):
 
 
 def _seed_everything(seed: int) -> None:
-    """Re-seed torch, NumPy and ``random`` globally (the papers' constructors, §2.3)."""
+    """Re-seed torch, NumPy and ``random`` globally (as the papers' constructors do)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)

@@ -1,9 +1,9 @@
-"""Building blocks shared by several base models (``docs/models.md`` §2).
+"""Building blocks shared by several base models.
 
-* :class:`HangMLP`: the MLP of the Hang/Zhang packages (PACA, CLIF, DELA), §2.1.
-* :class:`LabelWiseLinear`: one independent linear head per label, §2.2.
+* :class:`HangMLP`: the MLP of the Hang/Zhang packages (PACA, CLIF, DELA).
+* :class:`LabelWiseLinear`: one independent linear head per label.
 * Loss helpers: numerically stable per-label BCE, the factorised pairwise ranking term of C2AE and
-  MPVAE (§2.4, item 1), the Gaussian KL divergence and the reparameterisation trick.
+  MPVAE, the Gaussian KL divergence and the reparameterisation trick.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ __all__ = [
     "reparameterise",
 ]
 
-#: Probabilities are clamped to [PROB_EPS, 1 - PROB_EPS] before a BCE (``docs/models.md`` §1.1).
+#: Probabilities are clamped to [PROB_EPS, 1 - PROB_EPS] before a BCE.
 PROB_EPS = 1e-7
 
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.1)}
 
 
 class HangMLP(nn.Module):
-    """MLP of the Hang/Zhang model packages (``docs/models.md`` §2.1).
+    """MLP of the Hang/Zhang model packages.
 
     Every Linear layer is followed by optional BatchNorm1d, the activation and optional dropout.
     With ``output_activation=False`` the last Linear is plain.
@@ -108,7 +108,7 @@ class HangMLP(nn.Module):
             Input; ignored when ``first_pre`` is given.
         first_pre : Tensor, optional
             Output of the first Linear computed by the caller (for example through the split
-            first layer of DELA, ``docs/models.md`` §2.4 item 2); the MLP continues from there.
+            first layer of DELA); the MLP continues from there.
         """
         h = self.linears[0](x) if first_pre is None else first_pre
         h = self._after_linear(0, h)
@@ -118,7 +118,7 @@ class HangMLP(nn.Module):
 
 
 class LabelWiseLinear(nn.Module):
-    """Independent ``H -> 1`` linear head per label (``docs/models.md`` §2.2).
+    """Independent ``H -> 1`` linear head per label.
 
     ``logits[b, j] = sum_h W[j, h] * F[b, j, h] + c[j]``; equivalent to the grouped Conv1d of the
     Hang/CQUPT code and initialised like it (U(+-1/sqrt(H)) for weights and biases).
@@ -152,13 +152,13 @@ def bce_with_logits(logits: Tensor, y: Tensor) -> Tensor:
 
 
 def bce_from_probs(probs: Tensor, y: Tensor, eps: float = PROB_EPS) -> Tensor:
-    """Element-wise BCE of probabilities, clamped to ``[eps, 1 - eps]`` first (§1.1)."""
+    """Element-wise BCE of probabilities, clamped to ``[eps, 1 - eps]`` first."""
     p = probs.clamp(eps, 1.0 - eps)
     return -(y * torch.log(p) + (1.0 - y) * torch.log1p(-p))
 
 
 def factorised_ranking(scores: Tensor, y: Tensor, scale: float, divisor: float) -> Tensor:
-    """Pairwise exponential ranking loss per instance, in O(q) (``docs/models.md`` §2.4 item 1).
+    """Pairwise exponential ranking loss per instance, in O(q).
 
     ``RL = sum_{p in P} sum_{n in N} exp(-scale (E_p - E_n)) / (divisor |P| |N|)``, computed
     exactly as ``[sum_p exp(-scale E_p)] [sum_n exp(scale E_n)] / (divisor |P| |N|)``. Rows with no
@@ -205,7 +205,7 @@ def gaussian_kl(
     """KL(N(mu_q, e^logvar_q) || N(mu_p, e^logvar_p)) of diagonal Gaussians, summed over the last dim.
 
     ``1/2 sum [(logvar_p - logvar_q) - 1 + exp(logvar_q - logvar_p) + (mu_p - mu_q)^2 /
-    (exp(logvar_p) + eps)]``; ``eps`` is 1e-6 in MPVAE (§7.3) and 1e-8 in PACA (§8.5).
+    (exp(logvar_p) + eps)]``; ``eps`` is 1e-6 in MPVAE and 1e-8 in PACA.
     """
     return 0.5 * (
         (logvar_p - logvar_q)

@@ -1,6 +1,6 @@
-"""C2AE: Canonical-Correlated AutoEncoder (Yeh, Wu, Ko, Wang, AAAI 2017; ``docs/models.md`` §6).
+"""C2AE: Canonical-Correlated AutoEncoder (Yeh, Wu, Ko, Wang, AAAI 2017).
 
-Objective (paper Eq. 1-3, with the normalisation of §6.3)::
+Objective (Yeh et al. 2017, eqs. 1-3, with the latent term normalised by the batch size)::
 
     L = w_lat / B * ( ||Zx - Ze||_F^2 + lam (||Zx^T Zx - I||_F^2 + ||Ze^T Ze - I||_F^2) )
         + w_out * mean_i RL_i,
@@ -28,7 +28,7 @@ _LATENT_ACTS = ("centered_sigmoid", "leaky_relu")
 
 @dataclass
 class C2AEConfig(ModelConfig):
-    """C2AE hyperparameters (``docs/models.md`` §6.5).
+    """C2AE hyperparameters.
 
     Parameters
     ----------
@@ -71,7 +71,7 @@ class C2AEConfig(ModelConfig):
 
     @classmethod
     def _papers_values(cls, d: int, q: int, dataset: str | None) -> dict[str, Any]:
-        # No C2AE in the batch-selection repositories (F8). The likely basis, ssmele/C2AEinTorch
+        # No C2AE in the batch-selection repositories. The likely basis, ssmele/C2AEinTorch
         # (unverified): LeakyReLU codes, lam 0.01, exp(-delta), (0.5 latent + 10 ranking) / B.
         # Its widths are only known for scene (20/20/50, K = 5); elsewhere keep the official ones.
         values: dict[str, Any] = {
@@ -99,17 +99,16 @@ def _encoder(widths: list[int]) -> nn.Sequential:
 
 
 class C2AE(MultiLabelModel):
-    """Canonical-Correlated AutoEncoder (``docs/models.md`` §6).
+    """Canonical-Correlated AutoEncoder.
 
     Fx: ``d -> 512 -> 512 -> K``, Fe: ``q -> 512 -> K``, Fd: ``K -> 512 -> q`` (sigmoid output),
     LeakyReLU(0.1) hidden activations, codes in (-1/2, 1/2). PyTorch default initialisation
-    (allowed by §6.2; recorded here). The selection signal (``x_path`` and ``paper``) is the BCE
+    (the paper does not fix it; recorded here). The selection signal (``x_path`` and ``paper``) is the BCE
     of ``Fd(Fx(x))``, one extra decoder pass without grad. Parameters:
     ``512 d + 1025 q + 1538 K + 264 192`` with the official widths.
     """
 
     Config = C2AEConfig
-    needs_y = True
 
     def _build(self) -> None:
         cfg: C2AEConfig = self.config  # type: ignore[assignment]
@@ -145,7 +144,7 @@ class C2AE(MultiLabelModel):
         return fit + lam * ortho
 
     def train_step(self, x: Tensor, y: Tensor) -> StepOutput:
-        """Latent alignment + ranking loss on the label path (§6.3); x-path BCE as signal (§6.4)."""
+        """Latent alignment + ranking loss on the label path; x-path BCE as signal."""
         x, y = self.check_xy(x, y)
         cfg: C2AEConfig = self.config  # type: ignore[assignment]
         zx = self.encode_x(x)

@@ -1,7 +1,7 @@
 """CLIF: collaborative learning of label semantics and deep label-specific features
-(Hang & Zhang, IEEE TPAMI 2022; ``docs/models.md`` §9).
+(Hang & Zhang, IEEE TPAMI 2022).
 
-Objective (§9.3)::
+Objective::
 
     L = mean_ij BCE-with-logits(f_j(x_i), y_ij) + lambda mean_ij (T_ij - cos(U_i, U_j))^2,
 
@@ -26,7 +26,7 @@ from .blocks import HangMLP, LabelWiseLinear, bce_with_logits
 
 __all__ = ["CLIF", "CLIFConfig", "cooccurrence_graph"]
 
-#: Per-dataset settings of the original configs (§9.5): (E, lambda, in_layers, pre_sigmoid_bias).
+#: Per-dataset settings of the original configs: (E, lambda, in_layers, pre_sigmoid_bias).
 _ORIGINAL = {
     "scene": (128, 1e-3, 1, 0.4),
     "yeast": (256, 1e-3, 1, 0.4),
@@ -41,7 +41,7 @@ _ORIGINAL = {
 
 @dataclass
 class CLIFConfig(ModelConfig):
-    """CLIF hyperparameters (``docs/models.md`` §9.5).
+    """CLIF hyperparameters.
 
     Parameters
     ----------
@@ -109,7 +109,7 @@ class CLIFConfig(ModelConfig):
 
 
 def cooccurrence_graph(y_train: Tensor) -> Tensor:
-    """Symmetric conditional co-occurrence ``A`` from training labels (§9.2).
+    """Symmetric conditional co-occurrence ``A`` from training labels.
 
     ``C = Y^T Y``, ``n_i = C_ii``; ``A_ij = (C_ij / n_i + C_ij / n_j) / 2`` for ``i != j``,
     ``A_ii = 0`` (``n_i`` clamped at 1e-6).
@@ -137,15 +137,14 @@ class _GINLayer(nn.Module):
 
 
 class CLIF(MultiLabelModel):
-    """CLIF (``docs/models.md`` §9): GIN label semantics guiding label-specific features.
+    """CLIF: GIN label semantics guiding label-specific features.
 
     The label graph is a buffer: call :meth:`prepare` with the training-fold labels before
-    training (default mode); with ``compat=True`` it stays the identity, as in the papers' code
-    (§11 F2). Selection signal (both settings): per-label BCE of the training logits.
+    training (default mode); with ``compat=True`` it stays the identity, as in the papers' code.
+    Selection signal (both settings): per-label BCE of the training logits.
     """
 
     Config = CLIFConfig
-    needs_y = False
 
     def _build(self) -> None:
         cfg: CLIFConfig = self.config  # type: ignore[assignment]
@@ -158,7 +157,7 @@ class CLIF(MultiLabelModel):
         self.register_buffer("graph_set", torch.tensor(bool(cfg.compat)))
         self.gin1 = _GINLayer(q, embed, hidden, cfg.gin_dropout)
         self.gin2 = _GINLayer(embed, embed, hidden, cfg.gin_dropout)
-        # The CQUPT MLP never puts dropout on a single-layer MLP (§2.1).
+        # The CQUPT MLP never puts dropout on a single-layer MLP.
         fd_drop = cfg.fd_dropout if cfg.in_layers >= 2 else 0.0
         self.feat_mlp = HangMLP([self.d] + [cfg.width] * cfg.in_layers, "leaky_relu",
                                 dropout=fd_drop)
@@ -169,13 +168,13 @@ class CLIF(MultiLabelModel):
         self.head = LabelWiseLinear(q, cfg.width)
 
     def prepare(self, y_train: Tensor) -> None:
-        """Build the co-occurrence label graph from the training-fold labels (§9.2).
+        """Build the co-occurrence label graph from the training-fold labels.
 
         With ``compat=True`` the graph stays the identity (papers' code) and a warning is issued.
         """
         y_train = self.check_y(y_train)
         if self.config.compat:
-            warnings.warn("CLIF compat mode keeps the identity label graph (F2)", RuntimeWarning,
+            warnings.warn("CLIF compat mode keeps the identity label graph", RuntimeWarning,
                           stacklevel=2)
             return
         self.graph.copy_(cooccurrence_graph(y_train).to(self.graph))
@@ -203,7 +202,7 @@ class CLIF(MultiLabelModel):
         return self.head(specific)
 
     def link_loss(self, emb: Tensor) -> Tensor:
-        """``mean_ij (T_ij - cos(U_i, U_j))^2`` with the mode's target (§9.3)."""
+        """``mean_ij (T_ij - cos(U_i, U_j))^2`` with the mode's target."""
         norms = emb.norm(dim=1) + 1e-6
         cos = (emb @ emb.t()) / (norms[:, None] * norms[None, :])
         target = self.graph + torch.eye(self.q, dtype=emb.dtype, device=emb.device) \

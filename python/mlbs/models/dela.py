@@ -1,7 +1,6 @@
-"""DELA: dual perspective of label-specific features (Hang & Zhang, ICML 2022;
-``docs/models.md`` §10).
+"""DELA: dual perspective of label-specific features (Hang & Zhang, ICML 2022).
 
-Objective (§10.3)::
+Objective::
 
     L = (1/B) sum_i sum_j BCE-with-logits(f_j(x_i, z_ij), y_ij) + beta KL,
     z_ij = mu(x_i) + s_j * sigma(x_i) * eps_i,   eps_i ~ N(0, I),
@@ -32,7 +31,7 @@ _FLOAT_EPS = torch.finfo(torch.float32).eps
 
 @dataclass
 class DELAConfig(ModelConfig):
-    """DELA hyperparameters (``docs/models.md`` §10.5).
+    """DELA hyperparameters.
 
     Parameters
     ----------
@@ -43,14 +42,14 @@ class DELAConfig(ModelConfig):
     dropout : float
         Dropout of the trunk and the decoder (0.2 papers and default, 0.0 original).
     off_noise : float, optional
-        Lower clamp of the gates (0.5, original); ``None`` reproduces the papers' code (F3).
+        Lower clamp of the gates (0.5, original); ``None`` reproduces the papers' code.
     tau : float
         Binary-Concrete temperature (2/3).
     clean_signal : bool
         Selection signal from the noise-free ``mu`` path instead of the perturbed logits.
     gate_lr_ratio : float, optional
         Learning-rate ratio of the gate parameters, reported by :meth:`DELA.param_groups` as
-        ``"lr_ratio"``; unused by the papers' shared optimiser (F10).
+        ``"lr_ratio"``; unused by the papers' shared optimiser.
     """
 
     latent_dim: int | None = None
@@ -80,13 +79,12 @@ class DELAConfig(ModelConfig):
 
 
 class DELA(MultiLabelModel):
-    """DELA (``docs/models.md`` §10) with the split first decoder layer (§2.4 item 2).
+    """DELA with the split first decoder layer.
 
     Parameters: ``512 d + 771 D + D^2 + q D + 513 q + 395 008``.
     """
 
     Config = DELAConfig
-    needs_y = False
 
     def _build(self) -> None:
         cfg: DELAConfig = self.config  # type: ignore[assignment]
@@ -146,7 +144,7 @@ class DELA(MultiLabelModel):
         return 0.5 * (per_instance + per_label + cross)
 
     def train_step(self, x: Tensor, y: Tensor) -> StepOutput:
-        """Summed BCE of the perturbed logits + beta KL (§10.3)."""
+        """Summed BCE of the perturbed logits + beta KL."""
         x, y = self.check_xy(x, y)
         cfg: DELAConfig = self.config  # type: ignore[assignment]
         mu, logvar = self.encode(x)

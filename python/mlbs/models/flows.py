@@ -1,4 +1,4 @@
-"""Label-conditional normalizing flows of PACA (``docs/models.md`` §8.3).
+"""Label-conditional normalizing flows of PACA.
 
 Each flow is ``h -> CondNAF -> CondAF -> z`` with base ``N(0, I_D)``, evaluated for every label
 ``j`` at once (the condition is the one-hot code ``e_j``)::
@@ -28,12 +28,12 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def n_made_outputs(latent: int, hidden: int = 256) -> int:
-    """``o1 = 3 * floor(hidden / D)``: conditioner outputs per latent dimension (§8.3)."""
+    """``o1 = 3 * floor(hidden / D)``: conditioner outputs per latent dimension."""
     return 3 * (hidden // latent)
 
 
 def made_masks(latent: int, hidden: int, n_out: int) -> tuple[Tensor, Tensor]:
-    """MADE masks of the conditioner (§8.3).
+    """MADE masks of the conditioner.
 
     Input unit ``k`` has degree ``k`` (1-based), hidden unit ``m`` degree
     ``(m mod max(D - 1, 1)) + 1``. ``M1[m, k] = deg(k) <= deg(m)``; output ``i`` (dimension
@@ -52,7 +52,7 @@ def made_masks(latent: int, hidden: int, n_out: int) -> tuple[Tensor, Tensor]:
 
 
 class CondNAF(nn.Module):
-    """Label-conditional deep sigmoidal flow, one DSF layer (``docs/models.md`` §8.3).
+    """Label-conditional deep sigmoidal flow, one DSF layer.
 
     Parameters
     ----------
@@ -73,7 +73,7 @@ class CondNAF(nn.Module):
         if self.n_out == 0:
             warnings.warn(
                 f"PACA latent size D={latent} > {hidden}: the flow conditioner has no outputs "
-                "(o1 = 0); the DSF parameters are shared by every dimension and label (§8.4)",
+                "(o1 = 0); the DSF parameters are shared by every dimension and label",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -140,7 +140,7 @@ class _LabelTable(nn.Module):
 
 
 class CondAF(nn.Module):
-    """Label-wise affine flow ``z = a_j * u + b_j`` (``docs/models.md`` §8.3).
+    """Label-wise affine flow ``z = a_j * u + b_j``.
 
     ``a = softplus(R_a(e_j))``, ``b = R_b(e_j)``; identity at initialisation (a ~ 1, b ~ 0).
     """
@@ -163,7 +163,7 @@ class LabelFlow(nn.Module):
     latent, n_labels : int
         D and q.
     max_elements : int
-        Memory cap (§8.8): when ``B * q * D * 16`` exceeds it, labels are processed in chunks,
+        Memory cap: when ``B * q * D * 16`` exceeds it, labels are processed in chunks,
         each under activation checkpointing when grad is enabled (chunking alone would not lower
         the autograd peak).
     """

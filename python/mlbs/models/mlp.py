@@ -1,4 +1,4 @@
-"""MLP baseline (``docs/models.md`` §5).
+"""MLP baseline.
 
 Objective: mean binary cross-entropy of the logits over the B x q entries,
 ``L = (1 / Bq) sum_ij BCE(sigma(f(x_i))_j, y_ij)``; prediction ``sigma(f(x))``.
@@ -20,12 +20,12 @@ __all__ = ["MLP", "MLPConfig"]
 
 @dataclass
 class MLPConfig(ModelConfig):
-    """MLP hyperparameters (``docs/models.md`` §5.1).
+    """MLP hyperparameters.
 
     Parameters
     ----------
     hidden : tuple of int
-        Hidden widths; (256, 256) in every preset. The sanity variant of §5.2 uses (512, 256).
+        Hidden widths; (256, 256) in every preset. The sanity-check variant uses (512, 256).
     dropout : float
         Dropout after each ReLU (0 by default; the spec allows 0.2-0.5).
     """
@@ -48,7 +48,7 @@ class MLPConfig(ModelConfig):
 
 
 class MLP(MultiLabelModel):
-    """Feed-forward baseline ``d -> 256 -> 256 -> q`` with ReLU (``docs/models.md`` §5).
+    """Feed-forward baseline ``d -> 256 -> 256 -> q`` with ReLU.
 
     Trains on mean BCE-with-logits; the selection signal is the per-label BCE of the training
     logits, identical for ``x_path`` and ``paper``. PyTorch default initialisation.
@@ -56,7 +56,6 @@ class MLP(MultiLabelModel):
     """
 
     Config = MLPConfig
-    needs_y = False
 
     def _build(self) -> None:
         cfg: MLPConfig = self.config  # type: ignore[assignment]

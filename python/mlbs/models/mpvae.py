@@ -1,6 +1,6 @@
-"""MPVAE: multivariate-probit VAE (Bai, Kong, Gomes, IJCAI 2020; ``docs/models.md`` §7).
+"""MPVAE: multivariate-probit VAE (Bai, Kong, Gomes, IJCAI 2020).
 
-Objective (paper Eq. 4-7; §7.3)::
+Objective (Bai et al. 2020, eqs. 4-7)::
 
     L = c_nll (NLL_e + NLL_x) + c_rank (R_e + R_x) + 1.1 KL(q(z|x,y) || p(z|x)),
     NLL = mean_i -log (1/S) sum_s prod_j E_sij^y_ij (1 - E_sij)^(1 - y_ij),
@@ -8,8 +8,8 @@ Objective (paper Eq. 4-7; §7.3)::
 
 where ``m`` is the probit mean of the label branch (``e``, encoder sees x and y) or of the feature
 branch (``x``), ``Sigma = R R^T + I`` is the residual label covariance and ``R_*`` is the pairwise
-ranking term on ``E`` (factorised, §2.4). Prediction: the Monte-Carlo mean of the feature-branch
-probabilities, drawn from a seeded generator (§7.5).
+ranking term on ``E`` (factorised). Prediction: the Monte-Carlo mean of the feature-branch
+probabilities, drawn from a seeded generator.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .blocks import (
 __all__ = ["MPVAE", "MPVAEConfig", "probit_nll", "probit_probs"]
 
 _VARIANTS = ("original", "d2ace")
-#: Per-dataset (nll_coeff, c_coeff) of the official scripts (§7.6).
+#: Per-dataset (nll_coeff, c_coeff) of the official scripts.
 _SCRIPT_COEFFS = {
     "yeast": (0.1, 20.0),
     "scene": (0.1, 40.0),
@@ -49,14 +49,14 @@ _CLIP = 1e-6
 
 @dataclass
 class MPVAEConfig(ModelConfig):
-    """MPVAE hyperparameters (``docs/models.md`` §7.6).
+    """MPVAE hyperparameters.
 
     Parameters
     ----------
     variant : {"original", "d2ace"}
         ``"original"``: official architecture (shared decoder trunk, dropout 0.5, shared epsilon);
         ``"d2ace"``: the port in ``iunanyou/D2ACE`` (two trunks, no dropout, two-layer feature
-        encoder, independent epsilon, small R init), §11 F7.
+        encoder, independent epsilon, small R init).
     latent_dim : int, optional
         L; ``None``: 50 (original) or ``d // 2`` (d2ace).
     z_dim : int, optional
@@ -71,7 +71,7 @@ class MPVAEConfig(ModelConfig):
     test_chunk : int
         Upper bound on the draws processed together at prediction time (memory cap).
     eval_seed : int, optional
-        Seed of the prediction generator; ``None`` draws from the global RNG (papers, F12).
+        Seed of the prediction generator; ``None`` draws from the global RNG (the papers' code).
     mean_latent : bool
         Predict with ``z_x = mu_x`` instead of one draw.
     """
@@ -144,7 +144,7 @@ def probit_probs(means: Tensor, noise: Tensor, r_mat: Tensor) -> Tensor:
 
 
 def probit_nll(probs: Tensor, y: Tensor) -> Tensor:
-    """Joint multivariate-probit NLL, ``mean_i -(logsumexp_s l_si - log S)`` (§7.3 step 4).
+    """Joint multivariate-probit NLL, ``mean_i -(logsumexp_s l_si - log S)``.
 
     ``l_si = sum_j y_ij log E_sij + (1 - y_ij) log(1 - E_sij)``; ``probs`` is ``[S, B, q]``.
     """
@@ -153,18 +153,17 @@ def probit_nll(probs: Tensor, y: Tensor) -> Tensor:
 
 
 class MPVAE(MultiLabelModel):
-    """Multivariate-probit VAE (``docs/models.md`` §7).
+    """Multivariate-probit VAE.
 
     Official layout (default): label encoder ``(d+q) -> 512 -> 256``, feature encoder
     ``d -> 256 -> 512 -> 256`` (ReLU, dropout 0.5), shared decoder trunk ``(d+L) -> 256 -> 512``
     with two probit-mean heads, ``R`` of shape ``[q, z_dim]``; Xavier-uniform weights, zero biases.
     Parameters: ``1024 d + 1538 q + q^2 + 591 048``. Selection signal ``x_path``: BCE of the mean
     feature-branch probability over the S training draws; ``paper``: BCE-with-logits of the
-    label-branch probit mean (D2ACE, §11 F4).
+    label-branch probit mean (as the D2ACE code does).
     """
 
     Config = MPVAEConfig
-    needs_y = True
 
     def _build(self) -> None:
         cfg: MPVAEConfig = self.config  # type: ignore[assignment]
@@ -199,7 +198,7 @@ class MPVAE(MultiLabelModel):
         return self.trunk_feat if self.trunk_feat is not None else self.trunk_label
 
     def train_step(self, x: Tensor, y: Tensor) -> StepOutput:
-        """Joint probit NLL + ranking + KL on both branches (§7.3)."""
+        """Joint probit NLL + ranking + KL on both branches."""
         x, y = self.check_xy(x, y)
         cfg: MPVAEConfig = self.config  # type: ignore[assignment]
         mu_e, lv_e = self.enc_label(torch.cat([x, y], dim=1))
@@ -255,7 +254,7 @@ class MPVAE(MultiLabelModel):
             mu_x, lv_x, self._draw(tuple(mu_x.shape), gen, mu_x)
         )
         m_x = self.head_feat(self._feat_trunk()(torch.cat([x, z_x], dim=1)))
-        # Chunk the S_test draws so that one chunk holds at most ~16 M probabilities (§7.5).
+        # Chunk the S_test draws so that one chunk holds at most ~16 M probabilities.
         chunk = max(1, min(cfg.test_chunk, (1 << 24) // (x.shape[0] * self.q)))
         total = torch.zeros_like(m_x)
         done = 0

@@ -1,7 +1,6 @@
-"""PACA: probabilistic label-specific prototypes (Hang, Zhang, Feng, Song, AAAI 2022;
-``docs/models.md`` §8).
+"""PACA: probabilistic label-specific prototypes (Hang, Zhang, Feng, Song, AAAI 2022).
 
-Objective (§8.5)::
+Objective::
 
     L = Recon + gamma (KL(q(z|x) || q(z|y)) + BCE_y) + alpha CE,
     CE = (1/B) sum_i sum_j BCE-with-logits(t_ij, y_ij),  t_ij = log p_pos(h_i | j) - log p_neg(h_i | j),
@@ -9,7 +8,7 @@ Objective (§8.5)::
 where ``h = map([x, z_x])`` is the instance embedding, ``p_pos``/``p_neg`` are the positive and
 negative label-conditional flow densities (:mod:`mlbs.models.flows`), ``Recon`` the feature
 reconstruction from ``h`` and ``BCE_y`` the label autoencoder's loss. The two-class cross-entropy on
-``(log p_neg, log p_pos)`` is written as BCE on their difference (§2.4 item 4). Prediction:
+``(log p_neg, log p_pos)`` is written as BCE on their difference. Prediction:
 ``sigma(t)`` with ``h = map([x, mu_x])``.
 """
 
@@ -31,14 +30,14 @@ __all__ = ["PACA", "PACAConfig"]
 
 @dataclass
 class PACAConfig(ModelConfig):
-    """PACA hyperparameters (``docs/models.md`` §8.7).
+    """PACA hyperparameters.
 
     Parameters
     ----------
     latent_dim : int, optional
         D; ``None``: ``ceil(d / 2)`` with ``compat=True``, else ``min(ceil(d / 2), latent_cap)``.
     latent_cap : int
-        Cap of the default D (128, §8.8); keeps the flow conditioner connected (o1 >= 6).
+        Cap of the default D (128, a memory bound); keeps the flow conditioner connected (o1 >= 6).
     enc_dropout, mlp_dropout : float
         Dropout of the two encoders (0.1) and of the other MLPs (0.2, the CQUPT default).
     alpha, gamma : float
@@ -73,20 +72,19 @@ class PACAConfig(ModelConfig):
 
     @classmethod
     def _original_values(cls, d: int, q: int, dataset: str | None) -> dict[str, Any]:
-        # The original package was not found; its MLP default dropout is 0 (inferred, §8.2).
+        # The original package was not found; its MLP default dropout is 0 (inferred).
         return {"mlp_dropout": 0.0}
 
 
 class PACA(MultiLabelModel):
-    """PACA with positive and negative label-conditional flow prototypes (``docs/models.md`` §8).
+    """PACA with positive and negative label-conditional flow prototypes.
 
     Selection signal ``x_path``: per-label BCE on ``t`` (exactly PACA's classification term);
-    ``paper``: BCE of the label autoencoder's logits ``preds_y`` (§11 F4). Parameters:
+    ``paper``: BCE of the label autoencoder's logits ``preds_y`` (as the papers' code does). Parameters:
     ``769 d + 2577 D + 1537 q + 4 D^2 + 8 q D + 514 D o1 + 96 o1 + 857 184``.
     """
 
     Config = PACAConfig
-    needs_y = True
 
     def _build(self) -> None:
         cfg: PACAConfig = self.config  # type: ignore[assignment]
@@ -110,7 +108,7 @@ class PACA(MultiLabelModel):
         return self.flow_pos(h) - self.flow_neg(h)
 
     def train_step(self, x: Tensor, y: Tensor) -> StepOutput:
-        """Reconstruction + gamma (KL + label BCE) + alpha prototype CE (§8.5)."""
+        """Reconstruction + gamma (KL + label BCE) + alpha prototype CE."""
         x, y = self.check_xy(x, y)
         cfg: PACAConfig = self.config  # type: ignore[assignment]
         mu_x, lv_x = self.enc_x(x)
