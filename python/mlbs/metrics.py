@@ -10,10 +10,12 @@ Inputs may be dense arrays or scipy sparse matrices (densified: test sets are sm
 first offending entry. Every function states how it treats labels with a single class in the
 evaluated set and rows without positive labels.
 
-Where published evaluations differ, a function takes ``convention=``. The default is always
-scikit-learn's value (the test suite compares each default with scikit-learn); the others
-reproduce the code of the batch-selection papers ("cqupt": Zhou et al. 2024 and 2024b;
-"d2ace_test": Liu et al. 2026) or MULAN (Tsoumakas et al. 2011):
+Where published evaluations differ, a function takes ``convention=``. The default is
+scikit-learn's value wherever scikit-learn has the metric (the tests compare each default with
+it), with one choice of ours: Macro-AUC leaves a label with a single class out of the mean, with
+a warning, where scikit-learn 1.9 returns NaN (``invalid="nan"``) and older releases raise. The
+other conventions reproduce the code of the batch-selection papers ("cqupt": Zhou et al. 2024 and
+2024b; "d2ace_test": Liu et al. 2026) or MULAN (Tsoumakas et al. 2011):
 
 =================  ================  =====================================================
 metric             default           other conventions
