@@ -1,7 +1,8 @@
 """Running a grid of datasets x models x methods x folds into a :class:`ResultStore`, with resume.
 
-Runs whose record exists are skipped, so a grid that was interrupted continues where it stopped;
-each finished run is saved before the next one starts.
+Runs whose record exists are skipped, so a grid that was interrupted continues where it stopped.
+The runs are trained by an executor (:mod:`mlbs.experiments.executors`: this process, worker
+processes, a Ray cluster); this module alone writes the store, one record as each run finishes.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Callable
 
 from .config import ExperimentConfig
 from .datasets import canonical_dataset
-from .loop import run_fold
+from .executors import RunFailure, RunTask, SerialExecutor
 from .methods import get_method
 from .store import ResultStore, RunKey
 
@@ -61,7 +62,7 @@ class Grid:
                 itertools.product(self.datasets, self.models, self.seeds, self.folds, self.methods)]
 
 
-def run_grid(grid: Grid, config: ExperimentConfig, store: ResultStore, *,
+def run_grid(grid: Grid, config: ExperimentConfig, store: ResultStore, *, executor=None,
              on_start: Callable[[RunKey], None] | None = None,
              on_epoch: Callable[[RunKey, int, int], None] | None = None,
              on_done: Callable[[RunKey, dict], None] | None = None) -> dict:
@@ -72,29 +73,54 @@ def run_grid(grid: Grid, config: ExperimentConfig, store: ResultStore, *,
     grid : Grid
     config : ExperimentConfig
     store : ResultStore
+    executor : optional
+        Where the runs are trained (:mod:`mlbs.experiments.executors`); default: this process,
+        one run at a time.
     on_start, on_epoch, on_done : callable, optional
-        Progress hooks: ``on_start(key)``, ``on_epoch(key, epoch, epochs)``, ``on_done(key, result)``.
+        Progress hooks: ``on_start(key)``, ``on_epoch(key, epoch, epochs)`` (not called by
+        executors that cannot report epochs), ``on_done(key, result)``.
 
     Returns
     -------
     dict
-        ``config_hash``, ``done`` (keys run now), ``skipped`` (keys that had a record).
+        ``config_hash``, ``done`` (keys run now, in the order they finished), ``skipped`` (keys
+        that had a record), ``busy`` (keys another process was running: left to it), ``failed``
+        (:class:`~mlbs.experiments.executors.RunFailure` of the runs that did not finish; they
+        have no record).
     """
     bad = [f for f in grid.folds if not 0 <= f < config.n_folds]
     if bad:
         raise ValueError(f"folds {bad} are outside [0, {config.n_folds})")
     config_hash = store.save_config(config)
-    done, skipped = [], []
+    store.clean_temporaries()
+    executor = SerialExecutor() if executor is None else executor
+    done, skipped, busy, failed, pending = [], [], [], [], []
     for key in grid.keys():
-        if store.has(config, key):
-            skipped.append(key)
-            continue
-        if on_start is not None:
-            on_start(key)
-        hook = None if on_epoch is None else (lambda e, n, _k=key: on_epoch(_k, e, n))
-        result = run_fold(key.dataset, key.model, key.method, key.fold, config, seed=key.seed, progress=hook)
-        store.save(config, key, result)
-        done.append(key)
-        if on_done is not None:
-            on_done(key, result)
-    return {"config_hash": config_hash, "done": done, "skipped": skipped}
+        (skipped if store.has(config, key) else pending).append(key)
+    claims = {}
+
+    def claimed_tasks():
+        # Each run is claimed when the executor takes it (ResultStore.try_claim), so another
+        # process on the same store skips the runs this one holds and the two share the grid.
+        for key in pending:
+            claim = store.try_claim(config, key)
+            if claim is None:
+                (skipped if store.has(config, key) else busy).append(key)
+                continue
+            claims[key] = claim
+            yield RunTask(key, config)
+
+    try:
+        for key, outcome in executor.run(claimed_tasks(), on_start=on_start, on_epoch=on_epoch):
+            with claims.pop(key):
+                if isinstance(outcome, RunFailure):
+                    failed.append(outcome)
+                    continue
+                store.save(config, key, outcome)
+            done.append(key)
+            if on_done is not None:
+                on_done(key, outcome)
+    finally:
+        for claim in claims.values():
+            claim.release()
+    return {"config_hash": config_hash, "done": done, "skipped": skipped, "busy": busy, "failed": failed}
