@@ -6,7 +6,9 @@ Also the shared helpers of the real-data tests (imported by the other
 * :func:`real_data_dir` — ``MLBS_DATA`` or ``<repo>/../shared/data/mulan``;
   skips with a reason when absent, but **fails** when ``CI=true``.
 * :func:`real_dataset` — loads a dataset once per test session (in-process
-  memo on top of the on-disk sha256 cache).
+  memo on top of the on-disk sha256 cache); the datasets bundled with the
+  package come from the bundle when the folder is absent, so their tests run
+  on any clone.
 """
 from __future__ import annotations
 
@@ -23,10 +25,14 @@ from mlbs.data import REGISTRY, load_dataset
 _DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mulan"
 
 
+def _data_path() -> Path:
+    env = os.environ.get("MLBS_DATA")
+    return Path(env) if env else _DEFAULT
+
+
 def real_data_dir() -> Path:
     """Folder of the real datasets; skip (or fail under CI=true) when missing."""
-    env = os.environ.get("MLBS_DATA")
-    path = Path(env) if env else _DEFAULT
+    path = _data_path()
     if not path.is_dir():
         msg = (f"real MULAN data not found at {path} (set MLBS_DATA or provide ../shared/data/mulan "
                "relative to the repository root)")
@@ -37,14 +43,16 @@ def real_data_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def _load(name: str):
-    return load_dataset(name, real_data_dir())
+def _load(name: str, folder: Path | None):
+    return load_dataset(name, folder)
 
 
 def real_dataset(name: str):
-    """The union file of a registered dataset, loaded once per session."""
-    real_data_dir()
-    return _load(name)
+    """The union file of a registered dataset, loaded once per session (bundled ones from the bundle
+    when there is no data folder)."""
+    if REGISTRY[name].bundled and not _data_path().is_dir():
+        return _load(name, _data_path())  # an absent folder: load_dataset falls back to the bundle
+    return _load(name, real_data_dir())
 
 
 def _sources_table() -> dict:
@@ -80,7 +88,7 @@ def test_dataset_shape_and_cardinality(name):
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_sha256_of_sources_matches_sources_md(name):
-    data = real_dataset(name)
+    data = load_dataset(name, real_data_dir(), allow_bundled=False)  # the bundle's sha256 is checked elsewhere
     assert data.info["sha256"][0] == REGISTRY[name].sha256
 
 

@@ -80,8 +80,8 @@ def test_aliases_and_unknown_names(tmp_path):
 
 
 def test_bundled_equals_shared_copy(tmp_path):
-    from test_data_realdata import real_dataset
+    from test_data_realdata import real_data_dir
 
-    shared = real_dataset("scene")
+    shared = load_dataset("scene", real_data_dir(), allow_bundled=False, cache_dir=tmp_path / "s")
     bundled = load_dataset("scene", tmp_path / "empty", cache_dir=tmp_path / "c")
     assert np.array_equal(shared.X, bundled.X) and (shared.Y != bundled.Y).nnz == 0
