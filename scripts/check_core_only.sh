@@ -78,6 +78,19 @@ for policy in (Adaptive(Y, X, seed=0), Random(Y, seed=0)):
 
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "tqdm", "matplotlib"))
 assert not heavy, f"imported without being asked for: {heavy}"
+
+# The console script a core-only install gets must at least start and explain itself.
+import contextlib
+import io
+
+from mlbs import cli
+
+with contextlib.redirect_stdout(io.StringIO()) as text:
+    try:
+        cli.main(["--help"])
+    except SystemExit as stop:
+        assert stop.code == 0, f"mlbs --help exited with {stop.code}"
+assert "usage" in text.getvalue().lower(), "mlbs --help printed no usage"
 print(f"check_core_only: mlbs {mlbs.__version__} imports and selects without torch, tqdm, matplotlib "
-      f"(Adaptive and Random, 3 epochs of {n} samples)")
+      f"(Adaptive and Random, 3 epochs of {n} samples); mlbs --help runs")
 EOF
