@@ -81,6 +81,13 @@ def _worker(rank, world, init_file, out_dir):
         sampler = DistributedBatchSampler(selector())
         sampler.load_state_dict(state)
         record["resumed"], record["resumed_local"] = run(sampler, start_epoch=state["epoch"])
+        # ranks resuming from different checkpoints are refused
+        sampler = DistributedBatchSampler(selector())
+        try:
+            sampler.load_state_dict(state if rank == 0 else pickle.loads(record["checkpoint"]))
+            record["diverged_resume"] = None
+        except RuntimeError as error:
+            record["diverged_resume"] = str(error)
         # a rank built with another seed is refused
         sampler = DistributedBatchSampler(selector(seed=3 if rank == 0 else 4))
         try:
@@ -154,3 +161,4 @@ def test_one_process_resumes_a_two_process_checkpoint_exactly(records):
 def test_diverged_ranks_are_refused(records):
     for r in records:
         assert r["diverged"] is not None and "ranks [1] differ from rank 0" in r["diverged"]
+        assert r["diverged_resume"] is not None and "ranks [1] differ from rank 0" in r["diverged_resume"]
