@@ -39,6 +39,7 @@ def test_datasets_lists_statistics(capsys):
     out = capsys.readouterr().out
     assert "| yeast | 2417 | 103 | 14 | 4.237 | 7.20 |" in out
     assert "| emotions | 593 | 72 | 6 | 1.868 | 1.48 |" in out
+    assert "Parsed files are cached in " in out and "MLBS_CACHE" in out
 
 
 @pytest.mark.parametrize("argv, valid", [
