@@ -88,6 +88,38 @@ def _add_config_args(p: argparse.ArgumentParser, default_epochs: int | None = No
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("parallel and cluster runs (docs/cluster.md)")
+    g.add_argument("--jobs", type=int, default=1,
+                   help="runs at once in worker processes of this machine, each with --threads threads "
+                        "(default 1: in this process)")
+    g.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: this machine (--jobs); ray: one Ray task per run (default: local)")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join, e.g. auto or ray://head:10001 (default: a new local Ray)")
+    g.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray: CPUs per run, also its threads (default 1)")
+    g.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs per run (default 0)")
+    g.add_argument("--max-retries", type=int, default=2,
+                   help="times a run whose worker died is started again before it is reported (default 2)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the runs still to do and an estimate of their CPU time; train nothing")
+
+
+
+def _executor(args):
+    """The executor the options ask for (None: this process)."""
+    from mlbs.experiments.executors import ProcessExecutor, RayExecutor
+
+    if getattr(args, "executor", "local") == "ray":
+        return RayExecutor(args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+    if getattr(args, "address", None) is not None:
+        raise ValueError("--address is an option of --executor ray")
+    jobs = getattr(args, "jobs", 1)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    return ProcessExecutor(jobs, args.threads, args.max_retries) if jobs > 1 else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mlbs``."""
     parser = argparse.ArgumentParser(prog="mlbs", description=__doc__.split("\n\n")[0], epilog=_defaults_text(),
@@ -128,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", type=Path, default=None, help="default: <out>/report-<config hash>")
     p.add_argument("--no-plots", action="store_true")
     _add_config_args(p)
+    _add_executor_args(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="tables, tests and plots from stored results",
@@ -206,19 +239,35 @@ def _execute(args, datasets, models, methods):
     print(f"configuration {config.hash()} ({config.protocol}, {config.epochs} epochs): {len(grid.keys())} runs, "
           f"{len(grid.keys()) - len(pending)} already stored, {len(pending)} to do; store: {args.out}",
           file=sys.stderr)
+    if getattr(args, "dry_run", False):
+        from mlbs.experiments.estimate import estimate_runs
+
+        bill = estimate_runs(pending, config)
+        print(f"{len(pending)} runs to do; estimated CPU time (one thread per run, at most {config.epochs} epochs "
+              f"each; measured costs: mlbs/experiments/epoch_costs.json):\n{bill.table()}")
+        return config, store, None
+    executor = _executor(args)
     bar = tqdm(total=len(pending) * config.epochs, unit="epoch", disable=args.no_progress, dynamic_ncols=True,
                file=sys.stderr)
+    seen = {}  # epochs reported per run; a run that stops early or reports none is completed on_done
 
     def on_epoch(key, epoch, epochs):
         bar.set_description(f"{key.dataset}/{key.model}/{key.method} fold {key.fold} epoch {epoch + 1}/{epochs}",
                             refresh=False)
+        seen[key] = seen.get(key, 0) + 1
         bar.update(1)
+
+    def on_done(key, result):
+        bar.set_description(f"{key.dataset}/{key.model}/{key.method} fold {key.fold} done", refresh=False)
+        bar.update(config.epochs - seen.pop(key, 0))
 
     t0 = time.perf_counter()
     try:
-        summary = run_grid(grid, config, store, on_epoch=on_epoch)
+        summary = run_grid(grid, config, store, executor=executor, on_epoch=on_epoch, on_done=on_done)
     finally:
         bar.close()
+    for failure in summary["failed"]:
+        print(f"mlbs: {failure.key.label()} did not finish:\n{failure.message}", file=sys.stderr)
     summary["seconds"] = time.perf_counter() - t0
     return config, store, summary
 
@@ -249,13 +298,16 @@ def _print_report(store, config_hash, report_dir, baseline="random", plots=True)
 
 
 def cmd_compare(args) -> int:
-    """Run the grid, then report."""
+    """Run the grid, then report (``--dry-run``: only the estimate)."""
     config, store, summary = _execute(args, args.datasets, args.models, args.methods)
+    if summary is None:
+        return 0
     h = summary["config_hash"]
+    failed = f", {len(summary['failed'])} failed (no record; see above)" if summary["failed"] else ""
     print(f"{len(summary['done'])} runs done in {summary['seconds']:.1f} s, {len(summary['skipped'])} found in the "
-          f"store (configuration {h})\n")
+          f"store{failed} (configuration {h})\n")
     _print_report(store, h, args.report_dir or args.out / f"report-{h}", plots=not args.no_plots)
-    return 0
+    return 1 if summary["failed"] else 0
 
 
 def cmd_report(args) -> int:
