@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 import mlbs.torch.sampler as sampler_module
 from mlbs.policies import Adaptive, Hard
 from mlbs.selector import BatchSelector, UnobservedBatchWarning
-from mlbs.torch import BatchSampler, IndexSampler, WithIndices, collate_with_indices, per_sample_bce
+from mlbs.torch import BatchSampler, DistributedBatchSampler, IndexSampler, WithIndices, collate_with_indices, per_sample_bce
 from mlbs.torch.inflight import InFlight, Observation, Pending
 
 N, Q, B = 300, 5, 32
@@ -139,6 +139,12 @@ def test_observe_errors():
     assert len(sampler.selector.pending) == 1
     with pytest.raises(TypeError):
         BatchSampler("not a selector")
+    with pytest.raises(ValueError, match="ahead and in_flight"):
+        BatchSampler(selector(), ahead=-1)
+    with pytest.raises(ValueError, match="remainder"):
+        DistributedBatchSampler(selector(), num_replicas=2, rank=0, remainder="wrap")
+    with pytest.raises(ValueError, match="rank"):
+        DistributedBatchSampler(selector(), num_replicas=2, rank=2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ class DistributedBatchSampler(BatchSampler):
             raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
         if remainder not in REMAINDERS:
             raise ValueError(f"remainder must be one of {REMAINDERS}, got {remainder!r}")
+        if selector.policy.n > np.iinfo(np.int32).max:
+            raise ValueError(f"the gather carries sample ids as int32: at most {np.iinfo(np.int32).max} samples, "
+                             f"got {selector.policy.n}")
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.remainder = remainder
         self.group = group
@@ -160,7 +163,7 @@ class DistributedBatchSampler(BatchSampler):
         mine = torch.full((2, width), -1, dtype=torch.int32, device=device)
         m = ids.shape[0]
         mine[0, :m] = torch.from_numpy(ids.astype(np.int32)).to(device)
-        mine[1, :m] = losses.detach().to(device=device, dtype=torch.float32).view(torch.int32)
+        mine[1, :m] = losses.detach().to(device=device, dtype=torch.float32).contiguous().view(torch.int32)
         if not self._collective:  # delivered as late as a gather would be: the same batches at any world size
             return Pending(lambda: _unpack(mine.numpy()[None]), True)
         every = torch.empty((self.num_replicas, 2, width), dtype=torch.int32, device=device)

@@ -33,7 +33,8 @@ class WithIndices(Dataset):
         return index, self.dataset[index]
 
     def __getitems__(self, indices):
-        """Batched fetch: the wrapped dataset's ``__getitems__`` when it has one."""
+        """Batched fetch: the wrapped dataset's ``__getitems__`` when it has one (returning a
+        list of items, as torch's fetcher expects), else one item at a time."""
         fetch = getattr(self.dataset, "__getitems__", None)
         items = fetch(indices) if fetch is not None else [self.dataset[i] for i in indices]
         return list(zip(indices, items))
