@@ -76,6 +76,9 @@ def _add_config_args(p: argparse.ArgumentParser, default_epochs: int | None = No
                         "0 trains every epoch (default: the protocol's, 20 for mlbs, 0 for paper-code)")
     g.add_argument("--checkpoint", choices=["best", "final"], default=None,
                    help="weights tested: best validation epoch or final epoch (default: the protocol's)")
+    g.add_argument("--model-preset", choices=["mlbs", "papers", "original"], default=None,
+                   help="model sizes: mlbs, papers (as in the seed paper's code) or original (each model's "
+                        "own paper) (default: the protocol's, mlbs for mlbs, papers for paper-code)")
     g.add_argument("--method-option", action="append", metavar="NAME=VALUE",
                    help="extra policy argument, JSON value (repeatable), e.g. pressure=16")
     g.add_argument("--model-option", action="append", metavar="NAME=VALUE",
@@ -216,7 +219,8 @@ def _config(args):
     seeds = args.seeds
     return ExperimentConfig.for_protocol(
         args.protocol, epochs=args.epochs, n_folds=args.n_folds, batch_size=args.batch_size, lr=args.lr,
-        checkpoint=args.checkpoint, patience=args.patience, seed=None if not seeds else seeds[0],
+        checkpoint=args.checkpoint, patience=args.patience, model_preset=args.model_preset,
+        seed=None if not seeds else seeds[0],
         method_options=_options(args.method_option, "--method-option") or None,
         model_options=_options(args.model_option, "--model-option") or None,
         eval_train_loss=False if args.no_train_eval_loss else None)
