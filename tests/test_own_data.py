@@ -156,3 +156,21 @@ def test_a_worker_process_finds_the_files_of_its_parent(files, tmp_path):
     env = dict(os.environ, PYTHONPATH=env["PYTHONPATH"])
     out = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True)
     assert out.returncode != 0 and "changed since it was read" in out.stderr
+
+
+def test_compare_leaves_the_runs_another_process_holds(files, tmp_path, capsys):
+    import os
+
+    from mlbs import cli
+    from mlbs.experiments.datasets import add_file
+    from mlbs.experiments.store import ResultStore, RunKey
+
+    out = tmp_path / "store"
+    argv = ["compare", "--data", str(files / "tiny.csv"), "--label-prefix", "y", "--out", str(out), *FAST]
+    config = cli._config(cli.build_parser().parse_args(argv))
+    key = RunKey(add_file(files / "tiny.csv", label_prefix="y"), "mlp", "adaptive", 1, config.seed)
+    with ResultStore(out).try_claim(config, key):  # as another process would hold it (a distinct flock)
+        assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "3 runs done" in text and "1 left to another process" in text and f"process {os.getpid()}" in text
+    assert not ResultStore(out).has(config, key)

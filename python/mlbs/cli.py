@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+from mlbs.experiments.comparison import DEFAULT_METHODS, DEFAULT_MODELS
 
 __all__ = ["main", "build_parser"]
 
@@ -108,7 +111,6 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
                    help="print the runs still to do and an estimate of their CPU time; train nothing")
 
 
-
 def _executor(args):
     """The executor the options ask for (None: this process)."""
     from mlbs.experiments.executors import ProcessExecutor, RayExecutor
@@ -121,6 +123,54 @@ def _executor(args):
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     return ProcessExecutor(jobs, args.threads, args.max_retries) if jobs > 1 else None
+
+
+def _add_data_args(p: argparse.ArgumentParser, files: bool = True) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                   help="folder holding the MULAN dataset folders of the registered datasets (as MLBS_DATA; "
+                        "default: MLBS_DATA, else only the bundled yeast, scene, emotions)")
+    if not files:
+        return
+    from mlbs.data.files import FORMATS
+
+    g.add_argument("--data", nargs="+", type=Path, default=[], metavar="PATH",
+                   help="own data files, each a dataset named <stem>-<hash>: ARFF (labels from the MULAN XML "
+                        "beside it, --label-names or --label-count), .npz (keys X and Y, dense or CSR), CSV/TSV "
+                        "(--label-names, --label-prefix or --label-count), multi-label LibSVM/svmlight "
+                        "(.svm, .svmlight, .libsvm, .txt)")
+    g.add_argument("--format", choices=sorted(FORMATS), default=None,
+                   help="format of the --data files (default: from their names)")
+    g.add_argument("--label-names", "--label-columns", dest="label_names", default=None, metavar="A,B,...",
+                   type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+                   help="comma-separated names of the label attributes (ARFF) or columns (CSV)")
+    g.add_argument("--label-prefix", default=None, help="CSV: the label columns are those whose name starts so")
+    g.add_argument("--label-count", type=int, default=None, metavar="Q",
+                   help="the last Q attributes (ARFF) or columns (CSV) are the labels")
+    g.add_argument("--xml", type=Path, default=None,
+                   help="ARFF: the MULAN label XML (default: the XML of the same name beside the file)")
+    g.add_argument("--allow-missing", action="store_true",
+                   help="keep missing feature values as NaN instead of refusing the file")
+
+
+def _own_data(args) -> list[str]:
+    """Read the ``--data`` files; return their dataset names."""
+    from mlbs.data.files import FORMATS, detect_format
+    from mlbs.experiments.datasets import add_file
+
+    given = {k: getattr(args, k) for k in ("label_names", "label_prefix", "label_count", "xml")
+             if getattr(args, k) is not None}
+    if args.allow_missing:
+        given["allow_missing"] = True
+    formats = [args.format or detect_format(path) for path in args.data]
+    unused = sorted(k for k in given if k != "allow_missing" and not any(k in FORMATS[f] for f in formats))
+    if unused:
+        raise ValueError(f"--{unused[0].replace('_', '-')} applies to none of the --data files "
+                         f"({', '.join(sorted(set(formats)))})")
+    if "xml" in given and len(args.data) > 1:
+        raise ValueError("--xml names the label file of one ARFF file; give one --data path with it")
+    return [add_file(path, format=fmt, **{k: v for k, v in given.items() if k == "allow_missing" or k in FORMATS[fmt]})
+            for path, fmt in zip(args.data, formats)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="only these datasets")
     p.add_argument("--registry-only", action="store_true",
                    help="do not load the files: print the registered raw n, d, q, Card")
+    _add_data_args(p)
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("run", help="train one (dataset, model, method) over its folds", epilog=_defaults_text(),
@@ -150,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--method", required=True)
     _add_config_args(p)
+    _add_data_args(p, files=False)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="run a grid of datasets x models x methods x folds, then report",
@@ -157,11 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every dataset x model x method x fold (resuming from the store), then "
                                    "write the report (tables, Wilcoxon tests, time to target, convergence "
                                    "plots) and print the tables and the paths of the plots.")
-    p.add_argument("--datasets", nargs="+", required=True)
-    p.add_argument("--models", nargs="+", default=["mlp"])
-    p.add_argument("--methods", nargs="+", default=["random", "adaptive", "d2ace"])
+    p.add_argument("--datasets", nargs="+", default=[], help="registered datasets (mlbs datasets lists them)")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
     p.add_argument("--report-dir", type=Path, default=None, help="default: <out>/report-<config hash>")
     p.add_argument("--no-plots", action="store_true")
+    _add_data_args(p)
     _add_config_args(p)
     _add_executor_args(p)
     p.set_defaults(func=cmd_compare)
@@ -187,9 +240,18 @@ def cmd_datasets(args) -> int:
     from mlbs.experiments.datasets import FEATURE_FRACTION, canonical_dataset
     from mlbs.statistics.labels import label_stats
 
-    names = [canonical_dataset(n) for n in args.names] or sorted(REGISTRY, key=str.lower)
+    from mlbs.experiments.datasets import data_sources
+
+    own = _own_data(args)
+    names = [canonical_dataset(n) for n in args.names] or ([] if own else sorted(REGISTRY, key=str.lower))
     header = "| dataset | n | d | q | Card | MeanIR | source |"
     print(header + "\n|---|---|---|---|---|---|---|")
+    for source in data_sources(own):
+        data = preprocess(source.data, scale_fit=None)
+        st = label_stats(data.Y)
+        how = source.data.info.get("labels_from") or ", ".join(f"{k}={v}" for k, v in source.options) or "as stored"
+        print(f"| {source.name} | {data.n} | {data.d} | {data.q} | {st.card:.3f} | {st.mean_ir:.2f} | "
+              f"{source.origin} ({source.format}; labels: {how}) |")
     for name in names:
         spec = REGISTRY[name]
         try:
@@ -303,13 +365,25 @@ def _print_report(store, config_hash, report_dir, baseline="random", plots=True)
 
 def cmd_compare(args) -> int:
     """Run the grid, then report (``--dry-run``: only the estimate)."""
-    config, store, summary = _execute(args, args.datasets, args.models, args.methods)
+    from mlbs.experiments.datasets import data_sources
+
+    own = _own_data(args)
+    if not own and not args.datasets:
+        raise ValueError("name the data: --datasets NAME ... (registered) and/or --data PATH ... (own files)")
+    config, store, summary = _execute(args, [*args.datasets, *own], args.models, args.methods)
     if summary is None:
         return 0
+    for source in data_sources(own):
+        store.save_dataset(source.describe())
     h = summary["config_hash"]
     failed = f", {len(summary['failed'])} failed (no record; see above)" if summary["failed"] else ""
+    busy = ""
+    if summary.get("busy"):
+        holder = store.holder(config, summary["busy"][0]) or {}
+        busy = (f", {len(summary['busy'])} left to another process running them on this store (process "
+                f"{holder.get('pid', '?')} on {holder.get('host', '?')}; report again when it is done)")
     print(f"{len(summary['done'])} runs done in {summary['seconds']:.1f} s, {len(summary['skipped'])} found in the "
-          f"store{failed} (configuration {h})\n")
+          f"store{failed}{busy} (configuration {h})\n")
     _print_report(store, h, args.report_dir or args.out / f"report-{h}", plots=not args.no_plots)
     return 1 if summary["failed"] else 0
 
@@ -353,6 +427,8 @@ def main(argv=None) -> int:
     """Entry point of the ``mlbs`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "data_dir", None) is not None:
+        os.environ["MLBS_DATA"] = str(args.data_dir)  # also read by worker processes
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError) as exc:
