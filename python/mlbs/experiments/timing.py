@@ -108,4 +108,8 @@ def time_to_target(records: list[dict], curve: str = "val_auc", baseline: str = 
         times, randoms = out.setdefault((model, dataset, method), ([], []))
         times.append(t)
         randoms.append(t_random)
-    return [TimeToTarget(m, d, a, curve, tuple(ts), tuple(rs)) for (m, d, a), (ts, rs) in out.items()]
+    from .aggregate import methods_of
+
+    order = {name: i for i, name in enumerate(methods_of(records))}  # the baseline first, as in the tables
+    keys = sorted(out, key=lambda k: (k[0], k[1], order[k[2]]))
+    return [TimeToTarget(m, d, a, curve, tuple(out[(m, d, a)][0]), tuple(out[(m, d, a)][1])) for m, d, a in keys]
