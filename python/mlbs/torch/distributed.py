@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from mlbs.selector import BatchSelector
-from mlbs.torch.inflight import Observation, Pending, to_host
+from mlbs.torch.inflight import Observation, Pending, to_device, to_host
 from mlbs.torch.losses import per_sample_bce
 from mlbs.torch.sampler import IN_FLIGHT, BatchSampler
 
@@ -141,7 +141,7 @@ class DistributedBatchSampler(BatchSampler):
                                  f"got {ids.shape}")
             observed = self._not_padding(ids)
         if kind != "losses":
-            labels = torch.from_numpy(self.selector.policy.labels[ids].toarray())
+            labels = to_device(self.selector.policy.labels[ids].toarray(), values.device)
             values = per_sample_bce(values, labels, kind)
         self._queue.put(self._gather(np.where(observed, ids, -1), values))
 
@@ -162,7 +162,7 @@ class DistributedBatchSampler(BatchSampler):
         width = -(-self.selector.batch_size // self.num_replicas)
         mine = torch.full((2, width), -1, dtype=torch.int32, device=device)
         m = ids.shape[0]
-        mine[0, :m] = torch.from_numpy(ids.astype(np.int32)).to(device)
+        mine[0, :m] = to_device(ids.astype(np.int32), device)
         mine[1, :m] = losses.detach().to(device=device, dtype=torch.float32).contiguous().view(torch.int32)
         if not self._collective:  # delivered as late as a gather would be: the same batches at any world size
             return Pending(lambda: _unpack(mine.numpy()[None]), True)

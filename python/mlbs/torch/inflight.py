@@ -65,6 +65,18 @@ def to_host(tensor: torch.Tensor) -> tuple[Callable[[], np.ndarray], bool]:
     return read, True
 
 
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array as a tensor on ``device``, without waiting for the device's queued work.
+
+    A plain ``.to("cuda")`` from pageable memory waits for the copy, hence for every kernel
+    queued before it; staging in pinned memory lets the copy be queued like a kernel.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cpu":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class InFlight:
     """The observations made and not yet delivered, oldest first.
 
