@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from mlbs import _core
 
@@ -74,12 +75,21 @@ class LabelsCSR:
         return cls(indptr, indices, int(n), int(q))
 
 
+@njit(cache=True)
+def _first_outside(values, n):  # pragma: no cover (compiled)
+    """Position of the first value outside [0, n), -1 when there is none."""
+    for t in range(values.size):
+        if values[t] < 0 or values[t] >= n:
+            return t
+    return -1
+
+
 def checked_indices(indices, n: int) -> np.ndarray:
     """Sample indices as 1-d int64 in [0, n), refusing non-integers and naming the first
     out-of-range one."""
     if (isinstance(indices, np.ndarray) and indices.dtype == np.int64 and indices.ndim == 1
-            and indices.flags.c_contiguous):  # the usual case: one reduction (negatives wrap to > n)
-        if not indices.size or indices.view(np.uint64).max() < n:
+            and indices.flags.c_contiguous):  # the usual case: one compiled pass
+        if _first_outside(indices, n) < 0:
             return indices
     idx = np.asarray(indices)
     if idx.ndim != 1:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from mlbs import core
 from mlbs.core import WeightedIndex
@@ -66,7 +68,6 @@ class Adaptive(Policy):
         self.pressure = check_pressure(pressure, self.n)
         self.weighted = bool(weighted)
         self.imbalance_weights = self._instance_weights(features, weights, k, knn_options or {})
-        self.largest_weight = float(self.imbalance_weights.max())
         self.table = np.zeros(self.n)  # L_i = w_i l_i
         self.table_max = 0.0           # L_max of the current P
         self.argmax = 0
@@ -103,12 +104,8 @@ class Adaptive(Policy):
 
     def _check_losses(self, idx: np.ndarray, loss: np.ndarray) -> None:
         """Refuse losses whose products w_i l_i overflow, before any table changes."""
-        with np.errstate(over="ignore"):
-            if not loss.size or np.isfinite(loss.max() * self.largest_weight):
-                return
-            product = self.imbalance_weights[idx] * loss
-        if not np.isfinite(product).all():
-            r = int(np.flatnonzero(~np.isfinite(product))[0])
+        r = _first_overflow(self.imbalance_weights, idx, loss)
+        if r >= 0:
             raise OverflowError(f"loss {loss[r]} of sample {idx[r]} times its imbalance weight "
                                 f"{self.imbalance_weights[idx[r]]} overflows")
 
@@ -173,3 +170,12 @@ class Adaptive(Policy):
         self._assign_weights(np.asarray(state["index"], dtype=np.float64))
         self.index.rng_state = check_rng_state(state, "rng")
 
+
+@njit(cache=True)
+def _first_overflow(w, idx, loss):  # pragma: no cover (compiled)
+    """Position t of the first infinite product w[idx[t]] * loss[t], -1 when all are finite
+    (indices and losses already checked; one pass, no temporary)."""
+    for t in range(idx.size):
+        if math.isinf(w[idx[t]] * loss[t]):
+            return t
+    return -1
