@@ -377,6 +377,10 @@ def test_index_sampler_gives_the_selector_batches_one_index_at_a_time():
 # ---------------------------------------------------------------------------------------------
 # torchdata's StatefulDataLoader
 
+SET_VITAL = "ignore:'set_vital' is deprecated"  # torchdata's own call into torch
+
+
+@pytest.mark.filterwarnings(SET_VITAL)
 def test_stateful_dataloader_without_workers_resumes_exactly():
     from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -407,6 +411,7 @@ def test_stateful_dataloader_without_workers_resumes_exactly():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.filterwarnings(SET_VITAL)
 def test_stateful_dataloader_with_workers_is_refused():
     from torchdata.stateful_dataloader import StatefulDataLoader
 
