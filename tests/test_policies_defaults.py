@@ -74,3 +74,17 @@ def test_active_bias_weight_mode_is_refused_by_the_experiment_loop():
     assert policy.uniform and policy.loss_weights(np.array([0, 1])).tolist() == [1.0, 1.0]
     with pytest.raises(IndexError):
         policy.loss_weights(np.array([0, 60]))
+
+
+@pytest.mark.parametrize("cls, setting, value", [(policies.Uncertain, "window", 3), (policies.ActiveBias, "ddof", 0),
+                                                 (policies.D2ACE, "window", 3)])
+def test_settings_come_as_a_config_or_as_keywords(cls, setting, value):
+    Y, X = problem()
+    extra = {"features": X} if cls is policies.D2ACE else {}
+    by_config = cls(Y, config=cls.Config(**{setting: value}), **extra)
+    by_keyword = cls(Y, **{setting: value}, **extra)
+    assert by_config.config == by_keyword.config and getattr(by_config.config, setting) == value
+    default = getattr(cls.Config(), setting)
+    assert cls(Y, config=cls.Config(**{setting: value}), **{setting: default}, **extra).config == cls.Config()
+    with pytest.raises(TypeError, match="has no setting 'windows'"):
+        cls(Y, windows=3, **extra)

@@ -26,6 +26,7 @@ assigning anything, so a refused state leaves the policy as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
 
@@ -274,3 +275,15 @@ def check_numpy_rng_state(state: dict, name: str) -> None:
         np.random.default_rng().bit_generator.state = check_array(state, name, None)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"state's {name!r} is not a numpy generator state: {exc}") from exc
+
+
+def configured(config_cls: type, config, settings: dict):
+    """``config`` (default ``config_cls()``) with the named ``settings`` replaced; an unknown name
+    raises TypeError listing the valid ones."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"{config_cls.__name__} has no setting {unknown[0]!r}; settings: {sorted(names)}")
+    if config is not None and not isinstance(config, config_cls):
+        raise TypeError(f"config must be a {config_cls.__name__}, got {type(config).__name__}")
+    return dataclasses.replace(config or config_cls(), **settings)

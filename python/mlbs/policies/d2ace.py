@@ -3,7 +3,6 @@ the authors' code). The end-of-epoch refresh is :func:`mlbs.signals.refresh.d2ac
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from mlbs.core import WeightedIndex
-from mlbs.policies.base import check_array, check_numpy_rng_state, check_rng_state, check_weights, fingerprint
+from mlbs.policies.base import (check_array, check_numpy_rng_state, check_rng_state, check_weights, configured,
+                                 fingerprint)
 from mlbs.policies.epochwise import EpochPolicy
 from mlbs.policies.schedules import check_schedule, d2ace_beta, d2ace_pressure
 from mlbs.policies.transforms import quantized_min_max
@@ -130,7 +130,7 @@ class D2ACE(EpochPolicy):
 
     def __init__(self, labels: MatrixLike, features: MatrixLike | None = None, config: D2ACEConfig | None = None, *,
                  neighbors: npt.ArrayLike | None = None, refresh: str | None = None, seed: int = 0, **settings: Any):
-        cfg = dataclasses.replace(config or D2ACEConfig(), **settings)
+        cfg = configured(D2ACEConfig, config, settings)
         super().__init__(labels, refresh=refresh, schedule_eval=cfg.schedule_eval, seed=seed)
         if self.labels.nnz == 0:
             raise ValueError("D2ACE needs labels with at least one positive entry: its correlation "

@@ -3,8 +3,8 @@
 A schedule maps an epoch index e (0-based) to a value. The history-based policies refresh P at
 the end of every epoch; the epoch at which the schedule is read is
 
-- ``"lagged"`` (default; the code of Zhou et al. 2024b and Liu et al. 2026): the epoch e whose end triggers the refresh, P being used in
-  epoch e + 1;
+- ``"lagged"`` (default; the code of Zhou et al. 2024b and Liu et al. 2026): the epoch e whose
+  end triggers the refresh, P being used in epoch e + 1;
 - ``"current"``: the epoch e + 1 that P will be used in.
 
 See :func:`evaluation_epoch`.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from mlbs.policies.base import configured
 from mlbs.policies.epochwise import EpochPolicy
 from mlbs.policies.schedules import check_schedule, d2ace_pressure
 from mlbs.policies.transforms import quantized_min_max
@@ -25,6 +28,47 @@ def bin_uncertainty(E: np.ndarray) -> np.ndarray:
     return BIN_VALUES[bin_index(E)]
 
 
+@dataclass(frozen=True)
+class UncertainConfig:
+    """The settings of :class:`Uncertain`.
+
+    Parameters
+    ----------
+    window : int
+        w, predictions kept per entry (default 5).
+    pressure : float > 1 or callable epoch -> s, optional
+        Default ``ExpDecay(8, 1, 10, 100, floor=1)`` (decaying, as the paper says).
+    bin_from_epoch : int
+        First epoch whose refresh bins E (5).
+    qmm_clip : bool
+        Clamp the QMM levels to [1, N] (default False, as the authors' code).
+    entropy_nan, short_nan : bool
+        The NaNs of the authors' code (see the prediction window), binned to 0.9 as there.
+    correlation : {"ones"}
+        The mutual-information reading of the label correlation is not implemented.
+    window_dtype, table_dtype : str
+        Storage of the window and of E (see :class:`~mlbs.signals.window.PredictionWindow`).
+    schedule_eval : {"lagged", "current"}
+
+    The settings of the authors' code are in :mod:`mlbs.experiments.presets`.
+    """
+
+    window: int = 5
+    pressure: Schedule | None = None
+    bin_from_epoch: int = 5
+    qmm_clip: bool = False
+    entropy_nan: bool = False
+    short_nan: bool = False
+    correlation: str = "ones"
+    window_dtype: str = "float32"
+    table_dtype: str = "float32"
+    schedule_eval: str = "lagged"
+
+    def __post_init__(self):
+        if self.correlation != "ones":
+            raise ValueError(f"correlation must be 'ones' (the 'mi' option is not implemented), got {self.correlation!r}")
+
+
 class Uncertain(EpochPolicy):
     """P = QMM(score, s(e)) with score_i = sum_j E_bar_ij.
 
@@ -39,39 +83,27 @@ class Uncertain(EpochPolicy):
     Parameters
     ----------
     labels : (n, q) 0/1 labels.
-    window : int
-        w (default 5).
-    pressure : float > 1 or callable epoch -> s
-        Default ``ExpDecay(8, 1, 10, 100, floor=1)`` (decaying, as the paper says).
-    bin_from_epoch : int
-        First epoch whose refresh bins E (5).
-    qmm_clip : bool
-        Clamp the QMM levels to [1, N] (default False, as the authors' code).
-    entropy_nan, short_nan : bool
-        The NaNs of the authors' code (see the prediction window), binned to 0.9 as there.
-    correlation : {"ones"}
-        The mutual-information reading of the label correlation is not implemented.
-    window_dtype, table_dtype : str
-        Storage of the window and of E (see the prediction window).
-    schedule_eval : {"lagged", "current"}
+    config : UncertainConfig, optional
+        The settings (defaults: ``UncertainConfig()``).
+    refresh : {"epoch"}, optional
     seed : int
         Seed of the draws.
-
-    The settings of the authors' code are in :mod:`mlbs.experiments.presets`.
+    **settings
+        Fields of :class:`UncertainConfig`, overriding ``config``'s.
     """
 
-    def __init__(self, labels: MatrixLike, *, window: int = 5, pressure: Schedule | None = None,
-                 bin_from_epoch: int = 5, qmm_clip: bool = False, entropy_nan: bool = False, short_nan: bool = False,
-                 correlation: str = "ones", window_dtype: str = "float32", table_dtype: str = "float32",
-                 schedule_eval: str = "lagged", refresh: str | None = None, seed: int = 0):
-        super().__init__(labels, refresh=refresh, schedule_eval=schedule_eval, seed=seed)
-        if correlation != "ones":
-            raise ValueError(f"correlation must be 'ones' (the 'mi' option is not implemented), got {correlation!r}")
-        self.pressure = check_schedule("pressure", d2ace_pressure() if pressure is None else pressure, number_above=1)
-        self.bin_from_epoch = int(bin_from_epoch)
-        self.qmm_clip = bool(qmm_clip)
-        self.signals = PredictionWindow(self.n, self.q, window=window, window_dtype=window_dtype,
-                                        table_dtype=table_dtype, entropy_nan=entropy_nan, short_nan=short_nan)
+    Config = UncertainConfig
+
+    def __init__(self, labels: MatrixLike, config: UncertainConfig | None = None, *, refresh: str | None = None,
+                 seed: int = 0, **settings):
+        cfg = configured(UncertainConfig, config, settings)
+        super().__init__(labels, refresh=refresh, schedule_eval=cfg.schedule_eval, seed=seed)
+        self.config = cfg
+        self.pressure = check_schedule("pressure", d2ace_pressure() if cfg.pressure is None else cfg.pressure,
+                                       number_above=1)
+        self.signals = PredictionWindow(self.n, self.q, window=cfg.window, window_dtype=cfg.window_dtype,
+                                        table_dtype=cfg.table_dtype, entropy_nan=cfg.entropy_nan,
+                                        short_nan=cfg.short_nan)
 
     def _visit(self, idx, outputs, kind):
         return self.signals.visit(idx, outputs, kind, self.label_csr)
@@ -79,13 +111,13 @@ class Uncertain(EpochPolicy):
     def scores(self, epoch: int) -> np.ndarray:
         """score_i = sum_j E_bar_ij at the given (evaluation) epoch."""
         E = np.minimum(self.signals.E.astype(np.float64), 1.0)
-        return (bin_uncertainty(E) if epoch >= self.bin_from_epoch else E).sum(axis=1)
+        return (bin_uncertainty(E) if epoch >= self.config.bin_from_epoch else E).sum(axis=1)
 
     def _weights(self, epoch: int) -> np.ndarray:
-        if epoch >= self.bin_from_epoch:
+        if epoch >= self.config.bin_from_epoch:
             # sum_j E_bar_ij = 0.1 q + 0.2 sum_j b_ij: QMM is invariant to this increasing affine map,
             # and the integer sums make the level boundaries exact.
             scores = bin_index(self.signals.E).sum(axis=1).astype(np.float64)
         else:
             scores = self.scores(epoch)
-        return quantized_min_max(scores, self.pressure(epoch), clip=self.qmm_clip)
+        return quantized_min_max(scores, self.pressure(epoch), clip=self.config.qmm_clip)
