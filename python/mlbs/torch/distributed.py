@@ -88,6 +88,11 @@ class DistributedBatchSampler(BatchSampler):
     def _collective(self) -> bool:
         return self.num_replicas > 1
 
+    @property
+    def _width(self) -> int:
+        """The most samples a rank's slice holds: ceil(B / world)."""
+        return -(-self.selector.batch_size // self.num_replicas)
+
     # -- slices ----------------------------------------------------------------------------------
     def _slice(self, batch: np.ndarray) -> tuple[np.ndarray, bool]:
         """(this rank's slice of a global batch, whether it is padding)."""
@@ -139,6 +144,9 @@ class DistributedBatchSampler(BatchSampler):
             if ids.shape != (values.shape[0],):
                 raise ValueError(f"indices must have shape ({values.shape[0]},) like the observed rows, "
                                  f"got {ids.shape}")
+            if ids.shape[0] > self._width:
+                raise ValueError(f"rank {self.rank} observed {ids.shape[0]} samples in one call; a slice holds at "
+                                 f"most {self._width} (observe each batch's slice on its own)")
             observed = self._not_padding(ids)
         if kind != "losses":
             labels = to_device(self.selector.policy.labels[ids].toarray(), values.device)
@@ -159,7 +167,7 @@ class DistributedBatchSampler(BatchSampler):
         One int32 tensor of shape (2, w), w = ceil(B / world): the ids, and the losses' bits.
         """
         device = group_device(self.group) if self._collective else torch.device("cpu")
-        width = -(-self.selector.batch_size // self.num_replicas)
+        width = self._width
         mine = torch.full((2, width), -1, dtype=torch.int32, device=device)
         m = ids.shape[0]
         mine[0, :m] = to_device(ids.astype(np.int32), device)
@@ -172,7 +180,11 @@ class DistributedBatchSampler(BatchSampler):
             work.wait()  # orders the current stream after the gather; does not block the host
             read, _ = to_host(every)
             return Pending(lambda: _unpack(read()), True)
-        return Pending(lambda: (work.wait(), _unpack(every.numpy()))[1], True)
+
+        def complete() -> Observation:
+            work.wait()
+            return _unpack(every.numpy())
+        return Pending(complete, True)
 
     # -- consistency -----------------------------------------------------------------------------
     def check_consistency(self) -> None:
