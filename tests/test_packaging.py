@@ -197,3 +197,38 @@ def test_typed_modules_pass_mypy_and_type_user_code(tmp_path):
                          capture_output=True, text=True, cwd=ROOT / "python")
     errors = [line for line in out.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1 and "user_code.py:9:" in errors[0] and '"draw"' in errors[0], out.stdout + out.stderr
+
+
+def public_functions():
+    """(name, function) of every public function and method of the policies, the selector and the
+    metrics (constructors included)."""
+    import mlbs.metrics
+    import mlbs.policies
+    import mlbs.selector
+
+    objects = [getattr(mlbs.policies, n) for n in mlbs.policies.__all__] + [mlbs.selector.BatchSelector]
+    objects += [getattr(mlbs.metrics, n) for n in mlbs.metrics.__all__]
+    for obj in objects:
+        if inspect.isfunction(obj):
+            yield obj.__qualname__, obj
+        elif inspect.isclass(obj) and not issubclass(obj, Warning):
+            for name, member in vars(obj).items():
+                if name.startswith("_") and name != "__init__":
+                    continue
+                member = getattr(member, "__func__", getattr(member, "fget", member))
+                if inspect.isfunction(member):
+                    yield member.__qualname__, member
+
+
+def test_public_api_is_annotated():
+    unannotated = []
+    for name, f in public_functions():
+        sig = inspect.signature(f)
+        missing = [p.name for p in sig.parameters.values()
+                   if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty]
+        if sig.return_annotation is inspect.Signature.empty and f.__name__ != "__init__":
+            missing.append("return")
+        if missing:
+            unannotated.append(f"{name}: {missing}")
+    assert not unannotated, unannotated
+    assert {"BatchSelector.observe", "Adaptive.__init__", "macro_auc"} <= {name for name, _ in public_functions()}

@@ -4,6 +4,7 @@ as in the analysis notebook of the code of Zhou et al. 2024b."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -90,7 +91,7 @@ class ActiveBias(EpochPolicy):
     Config = ActiveBiasConfig
 
     def __init__(self, labels: MatrixLike, config: ActiveBiasConfig | None = None, *, refresh: str | None = None,
-                 seed: int = 0, **settings):
+                 seed: int = 0, **settings: Any):
         cfg = configured(ActiveBiasConfig, config, settings)
         super().__init__(labels, refresh=refresh, schedule_eval=cfg.schedule_eval, seed=seed)
         self.config = cfg

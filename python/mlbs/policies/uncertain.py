@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class Uncertain(EpochPolicy):
     Config = UncertainConfig
 
     def __init__(self, labels: MatrixLike, config: UncertainConfig | None = None, *, refresh: str | None = None,
-                 seed: int = 0, **settings):
+                 seed: int = 0, **settings: Any):
         cfg = configured(UncertainConfig, config, settings)
         super().__init__(labels, refresh=refresh, schedule_eval=cfg.schedule_eval, seed=seed)
         self.config = cfg
