@@ -246,6 +246,7 @@ void bind_items(py::class_<Core>& cls, const std::string& values, const char* as
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "Compiled sampling core of mlbs (weighted index, rank index, RNG).";
+  m.attr("build_flags") = MLBS_BUILD_FLAGS;
 
   py::class_<mlbs::WeightedIndex> wi(m, "WeightedIndex", R"doc(
 Weighted index over n items: O(log n) batched weight updates and weighted draws.
@@ -345,20 +346,18 @@ one index must not be used from several threads at once (give each thread its ow
       },
       "weights / total, for all items.");
   wi.def(
-      "_levels",
-      [](const py::object& self) {
+      "_level_addresses",
+      [](const py::handle& self) {
         const auto& index = self.cast<const mlbs::WeightedIndex&>();
-        py::tuple out(index.level_count());
-        for (std::size_t l = 0; l < index.level_count(); ++l) {
-          FloatArray view(static_cast<py::ssize_t>(index.level_size(l)), index.level_data(l), self);
-          py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-          out[l] = std::move(view);
-        }
+        IndexArray out(static_cast<py::ssize_t>(index.level_count()));
+        for (std::size_t l = 0; l < index.level_count(); ++l)
+          out.mutable_data()[l] = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(index.level_data(l)));
         return out;
       },
-      "Internal: read-only views of the tree's storage, the leaves (padded to blocks of 8) first, "
-      "then the block records of each upper level (8 values, then their 8 prefix sums). Each view "
-      "holds a reference to the index, whose storage never moves.");
+      "Internal: the address of each level of the tree's storage, the leaves (padded to blocks of 8) "
+      "first, then the block records of each upper level (8 values, then their 8 prefix sums), for "
+      "kernels that walk the tree in place (AdaC's chain, mlbs.policies._chain). The storage never "
+      "moves while the index lives; a reader holds the index while it reads.");
 
   m.def(
       "_draw_chain",
@@ -587,7 +586,7 @@ seed : int, optional
 Bulk calls release the GIL: one index must not be used from several threads at once.
 )doc");
   bind_items<mlbs::RankIndex, &mlbs::RankIndex::copy_scores>(
-      ri, "scores", "Set all n scores at once: O(n log n).",
+      ri, "scores", "Set all n scores at once: O(n).",
       "Set scores[indices[t]] = scores[t] in order: O(k log n). Nothing changes if any input is "
       "invalid.");
   using Ranked = InUse<mlbs::RankIndex>;

@@ -184,3 +184,22 @@ def test_bad_input_raises_and_changes_nothing():
         index.draw_distinct(11, 8.0)
     with pytest.raises(ValueError, match="at least one item"):
         RankIndex(0)
+
+
+def test_assign_orders_extreme_keys_and_signed_zeros_like_the_reference():
+    """assign sorts by the keys' bits (a radix sort): every digit of the 64-bit keys differs
+    somewhere here, with both zeros (equal, so ordered by id), subnormals and the extremes."""
+    rng = np.random.default_rng(21)
+    n = 20_000
+    scores = rng.standard_normal(n) * 10.0 ** rng.integers(-308, 308, n)
+    special = [0.0, -0.0, 5e-324, -5e-324, 1.7976931348623157e308, -1.7976931348623157e308, 1.0, -1.0]
+    scores[rng.integers(0, n, 4000)] = rng.choice(special, 4000)
+    index = RankIndex(n, seed=0)
+    index.assign(scores)
+    order = np.lexsort((np.arange(n), scores))  # numpy: -0.0 == 0.0, ties by id
+    np.testing.assert_array_equal(index.order(), order)
+    np.testing.assert_array_equal(index.rank(np.arange(n)), reference_ranks(scores))
+    np.testing.assert_array_equal(index.scores(), scores)
+    index.update(order[:500], np.zeros(500))  # entries written by assign are found again
+    scores[order[:500]] = 0.0
+    np.testing.assert_array_equal(index.order(), np.lexsort((np.arange(n), scores)))

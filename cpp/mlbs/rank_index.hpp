@@ -61,7 +61,7 @@ class RankIndex {
   Rng& rng() { return rng_; }
   const UseFlag& in_use() const { return in_use_; }
 
-  // Set all n scores: O(n log n).
+  // Set all n scores: O(n) (a radix sort, see radix_sort.hpp).
   void assign(const double* s) {
     check_scores(s, n_);
     std::copy(s, s + n_, score_.begin());

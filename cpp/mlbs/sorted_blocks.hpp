@@ -23,9 +23,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <numeric>
 #include <stdexcept>
 #include <vector>
+
+#include "radix_sort.hpp"
 
 namespace mlbs {
 
@@ -35,24 +36,26 @@ class SortedBlocks {
   static constexpr std::size_t kMax = 2 * kTarget;  // a larger block is split in two
   static constexpr std::size_t kMin = kTarget / 4;  // a smaller one is merged with a neighbour
 
-  // The entries (key[id], id) for id = 0..n-1: O(n log n), O(n) if they are in order already.
+  // The entries (key[id], id) for id = 0..n-1: O(n) (a radix sort of the keys, skipped when they
+  // are in order already).
   void assign(const double* key, std::size_t n) {
-    std::vector<std::uint32_t> sorted(n);
-    std::iota(sorted.begin(), sorted.end(), 0u);
-    const auto by_entry = [key](std::uint32_t a, std::uint32_t b) {
-      return less(key[a], a, key[b], b);
-    };
-    if (!std::is_sorted(sorted.begin(), sorted.end(), by_entry))
-      std::sort(sorted.begin(), sorted.end(), by_entry);
+    std::vector<std::uint64_t> bits(n);
+    std::vector<std::uint32_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      bits[i] = order_bits(key[i]);
+      ids[i] = static_cast<std::uint32_t>(i);
+    }
+    if (!std::is_sorted(bits.begin(), bits.end())) radix_sort_by_key(bits, ids);
     blocks_.clear();
     bound_.clear();
-    for (std::size_t start = 0; start < sorted.size() || blocks_.empty(); start += kTarget) {
+    blocks_.reserve(n / kTarget + 1);
+    bound_.reserve(n / kTarget + 1);
+    for (std::size_t start = 0; start < n || blocks_.empty(); start += kTarget) {
       Block b;
-      const std::size_t end = std::min(sorted.size(), start + kTarget);
-      for (std::size_t i = start; i < end; ++i) {
-        b.key.push_back(key[sorted[i]]);
-        b.id.push_back(sorted[i]);
-      }
+      const std::size_t end = std::min(n, start + kTarget);
+      b.key.resize(end - start);
+      for (std::size_t i = start; i < end; ++i) b.key[i - start] = from_order_bits(bits[i]);
+      b.id.assign(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.begin() + static_cast<std::ptrdiff_t>(end));
       bound_.push_back(b.size() > 0 ? Entry{b.key.back(), b.id.back()} : Entry{0.0, 0});
       blocks_.push_back(std::move(b));
     }
