@@ -1,4 +1,4 @@
-# Type stub of the compiled core (mlbs_core/bindings.cpp): its public classes and attributes. The
+# Type stub of the compiled core (bindings in mlbs_core/): its public classes and attributes. The
 # functions whose names start with an underscore are internal kernels of the policies, typed as Any.
 from collections.abc import Sequence
 from typing import Any
