@@ -115,3 +115,12 @@ def test_report_ignores_records_of_an_older_protocol_version(tmp_path, capsys):
     with pytest.raises(SystemExit, match="older protocol version"):
         main(["report", "--out", str(out), "--config", "0123456789ab"])
 
+
+def test_a_run_whose_best_epoch_is_its_last_is_reported_as_not_converged(tmp_path, capsys):
+    argv = ["run", "--dataset", "emotions", "--model", "mlp", "--method", "random", "--out", str(tmp_path),
+            "--epochs", "1", "--folds", "2", "--only-folds", "0"]
+    assert main(argv) == 0  # with one epoch the best epoch is always the last
+    cap = capsys.readouterr()
+    assert "emotions/mlp/random fold 0 seed 0: the best validation epoch is the last of 1 trained" in cap.err
+    assert "warning, not converged: emotions/mlp/random fold 0 seed 0" in cap.out
+

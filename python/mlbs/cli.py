@@ -326,6 +326,9 @@ def _execute(args, datasets, models, methods):
     def on_done(key, result):
         bar.set_description(f"{key.dataset}/{key.model}/{key.method} fold {key.fold} done", refresh=False)
         bar.update(config.epochs - seen.pop(key, 0))
+        if result.get("best_is_last"):
+            bar.write(f"mlbs: warning: {key.label()}: the best validation epoch is the last of {result['epochs_run']} "
+                      "trained, so the model had not converged (raise --epochs or --lr)", file=sys.stderr)
 
     t0 = time.perf_counter()
     try:
@@ -341,13 +344,15 @@ def _execute(args, datasets, models, methods):
 def cmd_run(args) -> int:
     """Run one (dataset, model, method) and print its fold metrics."""
     from mlbs.experiments.aggregate import aggregate
-    from mlbs.experiments.report import dataset_table_markdown
+    from mlbs.experiments.report import convergence_warnings, dataset_table_markdown
 
     config, store, summary = _execute(args, [args.dataset], [args.model], [args.method])
     key = summary["done"][0] if summary["done"] else summary["skipped"][0]
     records = [r for r in store.load(summary["config_hash"])
                if (r["key"]["dataset"], r["key"]["model"], r["key"]["method"]) == (key.dataset, key.model, key.method)]
     print(dataset_table_markdown(aggregate(records), key.model, key.dataset, [key.method]))
+    for line in convergence_warnings(records):
+        print(f"warning, not converged: {line}")
     print(f"{len(summary['done'])} runs done in {summary['seconds']:.1f} s, {len(summary['skipped'])} found in the "
           f"store; records under {store.root / 'records' / summary['config_hash']}")
     return 0
