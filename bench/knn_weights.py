@@ -1,4 +1,4 @@
-"""Benchmark: kNN imbalance weights w = 1 + epsilon ([P24] eqs. 2, 4) at scale.
+"""Benchmark: kNN imbalance weights w = 1 + epsilon (Zhou et al. 2024, eqs. 2, 4) at scale.
 
 Two measurements (issue 3, item 9):
 

@@ -73,7 +73,7 @@ def test_schedules_match_the_table_of_2_4():
     table = {9: (8, 0.7, 0.977, 8.13), 10: (8, 0.7, 1.0, 7.94), 20: (6.35, 0.633, 1.26, 6.31),
              40: (4.0, 0.5, 2.0, 3.98), 55: (2.83, 0.4, 2.83, 2.82), 70: (2.0, 0.3, 4.0, 2.0),
              85: (1.41, 0.3, 5.66, 1.41), 99: (1.02, 0.3, 7.82, 1.02)}
-    increasing = ExpDecay(8, 1, 100, 10, hold=False)   # [CU] UncertainBatch, swapped arguments
+    increasing = ExpDecay(8, 1, 100, 10, hold=False)   # the code of Zhou et al. 2024b, swapped arguments
     analyse = ExpDecay(10, 1, 0, 100)
     for e, (se, be, ue, ae) in table.items():
         assert s(e) == pytest.approx(se, abs=6e-3) and b(e) == pytest.approx(be, abs=6e-4)

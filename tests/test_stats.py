@@ -1,4 +1,4 @@
-"""Label statistics against dense loop references and the protocol.md section 2.3 table."""
+"""Label statistics against dense loop references and the recorded statistics of the registered datasets."""
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +54,7 @@ def test_basic_statistics(Y, fmt):
 
 def test_irlbl_code_compat_eps(Y):
     np.testing.assert_allclose(irlbl(Y, eps=1e-6), reference_irlbl(Y, 1e-6))
-    # the label without positives gets an enormous IRLbl and inflates MeanIR (methods.md 5.2)
+    # the label without positives gets an enormous IRLbl and inflates MeanIR (the code of Zhou et al. 2024)
     assert mean_ir(Y, eps=1e-6) > 1e5 and 3 in minority_labels(Y, eps=1e-6)
 
 
@@ -97,7 +97,8 @@ def test_label_stats_summary(Y):
     assert (s.n, s.q, s.n_empty_rows, s.n_labels_without_positives) == (200, 15, int((Y.sum(1) == 0).sum()), 1)
 
 
-# protocol.md 2.3: q after the <= 20 filter, Card after filter, MeanIR after filter, minority labels
+# Recorded per dataset: q after the <= 20 positives label filter, then Card, MeanIR and the number of
+# minority labels after the filter
 PROTOCOL_2_3 = {
     "emotions": (6, 1.868, 1.48, 4), "scene": (6, 1.074, 1.25, 2), "yeast": (14, 4.237, 7.20, 2),
     "birds": (11, 0.860, 2.40, 5), "enron": (33, 3.258, 16.69, 12), "cal500": (119, 24.859, 7.68, 45),
@@ -125,7 +126,7 @@ def test_statistics_after_label_filter_match_protocol(name):
 
 
 def test_published_meanir_of_raw_files():
-    """protocol.md 2.1 ([P24] Table 1): raw MeanIR of Corel5k 189.57 and cal500 20.58."""
+    """Zhou et al. 2024, Table 1: raw MeanIR of Corel5k 189.57 and cal500 20.58."""
     from test_data_realdata import real_dataset
 
     assert round(mean_ir(real_dataset("Corel5k").Y), 2) == 189.57
