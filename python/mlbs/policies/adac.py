@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mlbs import core
 from mlbs.core import WeightedIndex
+from mlbs.policies._chain import ChainGraph, draw_chain
 from mlbs.policies.adaptive import Adaptive
 from mlbs.statistics.labels import cardinality, cooccurrence_matrix, csr_row_entries, irlbl
 from mlbs.statistics.structure import related_labels, seed_labels
@@ -22,7 +22,7 @@ class AdaC(Adaptive):
     Each batch starts from a seed drawn from P; every next sample is drawn from P restricted to
     the instances having one of the ceil(Card) labels most related (matrix A, appendix of the
     seed paper) to the previous sample's rarest label, excluding samples already in the batch.
-    The restricted draws are exact and never scan the N samples (see ``cpp/mlbs/chain.hpp``):
+    The restricted draws are exact and never scan the N samples (see :mod:`mlbs.policies._chain`):
     a second weighted index over the (label, instance) pairs of Y keeps each label's instances
     contiguous, so a restricted draw costs O(|L_c| log nnz(Y)) expected.
 
@@ -48,9 +48,9 @@ class AdaC(Adaptive):
         pairs = sp.csc_matrix((np.arange(1, csc.nnz + 1, dtype=np.int64), csc.indices, csc.indptr),
                               shape=Y.shape).tocsr()
         pairs.sort_indices()
-        self.graph = core.ChainGraph.of(seed_label=seed_labels(Y, label_irlbl), related_ptr=related_ptr,
-                                        related=related, posting_ptr=csc.indptr, posting_item=csc.indices,
-                                        label_ptr=pairs.indptr, label_of=pairs.indices)
+        self.graph = ChainGraph.of(seed_label=seed_labels(Y, label_irlbl), related_ptr=related_ptr, related=related,
+                                   posting_ptr=csc.indptr, posting_item=csc.indices, label_ptr=pairs.indptr,
+                                   label_of=pairs.indices)
         self.pair_of = pairs.data.astype(np.int64) - 1
         self.pairs = WeightedIndex(csc.nnz, seed=0)
         self._assign_weights(np.ones(self.n))
@@ -66,6 +66,6 @@ class AdaC(Adaptive):
         self.pairs.assign(omega[self.graph.posting_item])
 
     def draw(self, k: int) -> np.ndarray:
-        batch, fallbacks = core.draw_chain(self.index, self.pairs, self.graph, k)
+        batch, fallbacks = draw_chain(self.index, self.pairs, self.graph, k)
         self.fallbacks += fallbacks
         return batch
