@@ -173,7 +173,10 @@ def test_weights_on_real_yeast():
     X = MinMaxScaler().fit_transform(data.X)
     res = imbalance_weights(X, data.Y, 5)
     ref = nearest_neighbors(X, 5, method="exact", flat_max_rows=0)
-    np.testing.assert_array_equal(res.neighbors.indices, ref.indices)
+    # the same neighbours; where two float32 distances differ only by the rounding of the two
+    # searches' matrix products (row 2200: 1.72782 for both of its last two), their order may differ
+    np.testing.assert_array_equal(np.sort(res.neighbors.indices, axis=1), np.sort(ref.indices, axis=1))
+    assert (res.neighbors.indices != ref.indices).any(axis=1).sum() <= 1
     assert res.minority.tolist() == list(minority_labels(data.Y))
     assert (res.w >= 1).all() and res.w.max() > 1
     assert res.epsilon.sum() == pytest.approx(res.minority.size)  # yeast: every minority label has T_j > 0
