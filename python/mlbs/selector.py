@@ -1,6 +1,7 @@
 """The framework-agnostic batch selector: numpy index batches in, observations back.
 
-A :class:`BatchSelector` runs a policy through the epochs of a training run (methods.md 2.1):
+A :class:`BatchSelector` runs a policy through the epochs of a training run, as Zhou et al. (2024)
+schedule it (references: ``docs/references.md``):
 
 - warm-up epochs (e < gamma): a fresh seeded permutation per epoch (``warmup_order="shuffle"``)
   or the stored order (``"sequential"``); observations fill the policy's tables;
@@ -70,7 +71,7 @@ class BatchSelector:
     batch_size : int
         B, at most the number of samples.
     warmup_epochs : int
-        gamma >= 0 (default 3, the seed paper's).
+        gamma >= 0 (default 3, Zhou et al. 2024's).
     warmup_order : {"shuffle", "sequential"}
     batch_sizes : {"partial_last", "all_full"}
     seed : int
