@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from mlbs import core
+from mlbs.policies._chain import ChainGraph, draw_chain
 
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "mlbs"
 
@@ -157,7 +158,7 @@ def test_fast_paths_answer_none_for_anything_off():
     assert core.outputs_valid([[0.0]]) is None and core.outputs_valid(np.array([[np.inf]])) is False
 
 
-# -- draw_chain (AdaC) -------------------------------------------------------------------------
+# -- AdaC's chain graph: checked once, before its kernels read it -----------------------------------
 
 def chain_arrays():
     # 3 samples, 2 labels: sample 0 has label 0, sample 1 labels 0 and 1, sample 2 label 1
@@ -169,16 +170,16 @@ def test_chain_graph_and_draw_refuse_bad_input():
     for name, value in (("seed_label", [0, 2, 1]), ("related", [1, 5]), ("posting_item", [0, 1, 1, 9]),
                         ("label_of", [0, 0, 1, -1]), ("posting_ptr", [0, 3, 2]), ("label_ptr", [0, 1, 3, 5])):
         with pytest.raises(ValueError):
-            core.ChainGraph.of(**{**chain_arrays(), name: value})
-    graph = core.ChainGraph.of(**chain_arrays())
+            ChainGraph.of(**{**chain_arrays(), name: value})
+    graph = ChainGraph.of(**chain_arrays())
     items, pairs = core.WeightedIndex(3, seed=0), core.WeightedIndex(4, seed=0)
     items.assign(np.ones(3))
     pairs.assign(np.ones(4))
     with pytest.raises(ValueError, match="distinct"):
-        core.draw_chain(items, pairs, graph, 4)
+        draw_chain(items, pairs, graph, 4)
     with pytest.raises(ValueError, match="samples"):
-        core.draw_chain(core.WeightedIndex(5, seed=0), pairs, graph, 1)
+        draw_chain(core.WeightedIndex(5, seed=0), pairs, graph, 1)
     with pytest.raises(TypeError):
-        core.draw_chain(items, pairs, chain_arrays(), 1)
-    batch, _ = core.draw_chain(items, pairs, graph, 3)
+        draw_chain(items, pairs, chain_arrays(), 1)
+    batch, _ = draw_chain(items, pairs, graph, 3)
     assert sorted(batch.tolist()) == [0, 1, 2]

@@ -23,7 +23,7 @@ from numba import njit
 from mlbs import _core
 
 __all__ = ["WeightedIndex", "RankIndex", "LabelsCSR", "checked_indices", "observe_bce", "scan_losses", "outputs_valid",
-           "window_visit", "observe_quantized", "draw_chain"]
+           "window_visit", "observe_quantized"]
 
 WeightedIndex = _core.WeightedIndex
 RankIndex = _core.RankIndex
@@ -240,62 +240,3 @@ def observe_quantized(table: np.ndarray, weights: np.ndarray, indices, losses, *
     if not (math.isfinite(pressure) and pressure > 1.0):
         raise ValueError(f"selection pressure must be a finite number > 1, got {pressure!r}")
     return _core._observe_quantized(table, w, idx, loss, float(table_max), int(argmax), float(pressure))
-
-
-@dataclass(frozen=True)
-class ChainGraph:
-    """The arrays of AdaC's chain draws, checked once (see :func:`draw_chain`).
-
-    ``seed_label`` (n,) in [-1, q); ``related_ptr``/``related``: CSR of the related labels of
-    every label (ids in [0, q)); ``posting_ptr``/``posting_item``: the samples of every label
-    (the (label, sample) pairs in label order); ``label_ptr``/``label_of``: the labels of every
-    sample. Pointers start at 0, never decrease and end at their array's length.
-    """
-
-    seed_label: np.ndarray
-    related_ptr: np.ndarray
-    related: np.ndarray
-    posting_ptr: np.ndarray
-    posting_item: np.ndarray
-    label_ptr: np.ndarray
-    label_of: np.ndarray
-
-    def __post_init__(self):
-        n, q = self.seed_label.size, self.related_ptr.size - 1
-        for name, ptr, values, rows, bound in (("related", self.related_ptr, self.related, q, q),
-                                               ("posting", self.posting_ptr, self.posting_item, q, n),
-                                               ("label", self.label_ptr, self.label_of, n, q)):
-            if ptr.shape != (rows + 1,) or ptr[0] != 0 or ptr[-1] != values.size or (np.diff(ptr) < 0).any():
-                raise ValueError(f"{name} pointers must have {rows + 1} entries from 0 to {values.size}")
-            if values.size and (values.min() < 0 or values.max() >= bound):
-                raise ValueError(f"{name} ids must be in [0, {bound})")
-        if self.posting_item.size != self.label_of.size:
-            raise ValueError("the posting lists and the sample label lists must hold the same pairs")
-        if n and (self.seed_label.min() < -1 or self.seed_label.max() >= q):
-            raise ValueError(f"seed labels must be in [-1, {q})")
-        for a in vars(self).values():
-            a.flags.writeable = False
-
-    @classmethod
-    def of(cls, **arrays) -> "ChainGraph":
-        return cls(**{k: np.ascontiguousarray(v, dtype=np.int64) for k, v in arrays.items()})
-
-
-def draw_chain(items, pairs, graph: ChainGraph, k: int):
-    """One AdaC chain batch of k distinct samples (``cpp/mlbs/chain.hpp``): (batch, fallbacks).
-
-    ``items`` is the WeightedIndex of the n samples, ``pairs`` that of the (label, sample) pairs
-    in the order of ``graph.posting_item``.
-    """
-    if not isinstance(graph, ChainGraph):
-        raise TypeError(f"graph must be a ChainGraph, got {type(graph).__name__}")
-    if not (isinstance(items, WeightedIndex) and isinstance(pairs, WeightedIndex)):
-        raise TypeError("items and pairs must be WeightedIndex objects")
-    n = graph.seed_label.size
-    if len(items) != n or len(pairs) != graph.posting_item.size:
-        raise ValueError(f"items must hold {n} samples and pairs {graph.posting_item.size} pairs, "
-                         f"got {len(items)} and {len(pairs)}")
-    if not 0 <= int(k) <= n:
-        raise ValueError(f"cannot draw {k} distinct samples out of {n}")
-    return _core._draw_chain(items, pairs, graph.seed_label, graph.related_ptr, graph.related, graph.posting_ptr,
-                             graph.posting_item, graph.label_ptr, graph.label_of, int(k))
