@@ -150,8 +150,9 @@ def test_observe_errors():
 # ---------------------------------------------------------------------------------------------
 # Observations keyed by sample ids: the three ways order matching credited the wrong samples.
 
-class SlowItems(Dataset):
-    """(x, y) items, some of them slow to load, so that workers finish batches out of order."""
+class SlowBatches(Dataset):
+    """(x, y) items; a batch holding sample 0 or 1 is slow to load, so that the other worker
+    delivers the batches after it first."""
 
     def __init__(self):
         self.y = torch.from_numpy(labels()).float()
@@ -160,14 +161,17 @@ class SlowItems(Dataset):
         return N
 
     def __getitem__(self, i):
-        if i % 9 == 0:
-            time.sleep(0.01)
         return torch.tensor(float(i)), self.y[i]
+
+    def __getitems__(self, indices):
+        if 0 in indices or 1 in indices:
+            time.sleep(0.2)
+        return [self[i] for i in indices]
 
 
 def test_out_of_order_loader_observations_reach_their_samples():
     sampler = BatchSampler(selector())
-    loader = DataLoader(WithIndices(SlowItems()), batch_sampler=sampler, num_workers=2, in_order=False)
+    loader = DataLoader(WithIndices(SlowBatches()), batch_sampler=sampler, num_workers=2, in_order=False)
     out_of_order = 0
     for epoch in range(3):
         sampler.set_epoch(epoch)
