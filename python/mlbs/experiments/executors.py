@@ -12,9 +12,10 @@ runs finish, the outcome being the run's result (a dict) or a :class:`RunFailure
 :class:`RayExecutor`
     One Ray task per run, on a local Ray instance or an existing cluster.
 
-A run is deterministic given its key and configuration (seeded folds, weights and draws; kernels
-whose sums do not depend on the thread count), so every executor produces the same records; the
-tests compare them with a serial run. A run that fails in a worker is reported and the others go
+A run is deterministic given its key, its configuration and its thread count (seeded folds,
+weights and draws; the selection kernels sum in a fixed order whatever the thread count, torch's
+reductions do not), so every executor gives the records of a serial run with the same number of
+threads per run; the tests compare them. A run that fails in a worker is reported and the others go
 on; a worker that dies (killed, out of memory) has its run started again, at most ``max_retries``
 times, and the run is then reported. Only finished runs come back, so a record is written once.
 
