@@ -7,7 +7,8 @@ import scipy.sparse as sp
 
 from mlbs.statistics.imbalance import imbalance_weights, instance_weights, local_imbalance, normalized_imbalance
 from mlbs.statistics.labels import minority_labels
-from mlbs.statistics.neighbors import nearest_neighbors, prepare_features
+from mlbs.statistics.neighbors import (RECALL_THRESHOLD, LowRecallWarning, nearest_neighbors, prepare_features,
+                                     sample_recall)
 from oracles import knn_reference, local_imbalance_reference, normalized_imbalance_reference
 
 
@@ -192,3 +193,101 @@ def test_faiss_thread_count_is_restored_after_a_search():
     with pytest.raises(ValueError, match="n_threads"):
         nearest_neighbors(X, 3, n_threads=0)
     assert faiss.omp_get_max_threads() == before
+
+
+def true_recall(found, exact):
+    """|found ∩ exact| / k averaged over rows (data without distance ties)."""
+    k = exact.shape[1]
+    return np.mean([len(set(a) & set(b)) / k for a, b in zip(found.tolist(), exact.tolist())])
+
+
+@pytest.fixture(scope="module")
+def weak_ivf():
+    """An IVF search forced to be poor (nprobe = 1 of 16 cells) on unclustered data, and the exact truth."""
+    X = np.random.default_rng(11).standard_normal((800, 8))
+    with pytest.warns(LowRecallWarning):
+        nb = nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=800)
+    return X, nb, knn_reference(X, 5)
+
+
+def test_recall_estimate_on_all_rows_equals_the_true_recall(weak_ivf):
+    X, nb, exact = weak_ivf
+    assert nb.recall_queries == 800 and nb.params["nprobe"] == 1
+    assert nb.recall == pytest.approx(true_recall(nb.indices, exact), abs=1e-12)
+    assert 0.2 < nb.recall < 0.9  # the forced approximation is visibly imperfect
+
+
+def test_recall_estimate_on_a_sample_is_within_its_sampling_error(weak_ivf):
+    X, full, exact = weak_ivf
+    with pytest.warns(LowRecallWarning):
+        nb = nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=200)
+    assert nb.recall_queries == 200
+    np.testing.assert_array_equal(nb.indices, full.indices)  # the sample changes only the estimate
+    r = true_recall(nb.indices, exact)
+    assert abs(nb.recall - r) <= 3 * np.sqrt(r * (1 - r) / 200)  # 3 standard errors (per-query bound)
+
+
+def test_low_recall_warns_below_the_threshold_and_not_above(weak_ivf):
+    import warnings
+
+    X, nb, _ = weak_ivf
+    with pytest.warns(LowRecallWarning, match="recall@5"):
+        nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=800, min_recall=nb.recall + 0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowRecallWarning)
+        again = nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=800,
+                                  min_recall=nb.recall - 0.01)
+    assert again.recall == nb.recall
+    assert RECALL_THRESHOLD == 0.95
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"flat_max_rows": 0}], ids=["flat", "pruned"])
+def test_exact_search_reports_recall_one_without_estimating(kwargs):
+    X = clustered(500, 6, seed=5)
+    nb = nearest_neighbors(X, 5, method="exact", **kwargs)
+    assert nb.recall == 1.0 and nb.recall_queries == 0
+    res = imbalance_weights(X, random_labels(500, 6, 0), 5, method="exact", **kwargs)
+    assert res.recall == 1.0 and res.knn_method == "exact"
+    assert imbalance_weights(X, random_labels(500, 6, 0), 5, neighbors=nb.indices).recall is None
+
+
+def test_tuned_nprobe_reaches_the_target_on_clustered_data():
+    import warnings
+
+    X = clustered(4000, 16, seed=2, components=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LowRecallWarning)
+        nb = nearest_neighbors(X, 5, method="ivf", nlist=64, recall_sample=600)
+    trail = nb.params["nprobe_trail"]
+    assert trail[-1] == (nb.params["nprobe"], trail[-1][1]) and trail[-1][1] >= 0.97
+    assert all(r < 0.97 for _, r in trail[:-1])  # the smallest nprobe of the ladder that reaches it
+    exact = nearest_neighbors(X, 5, method="exact")
+    r = true_recall(nb.indices, exact.indices)
+    assert r >= 0.95 and abs(nb.recall - r) <= 3 * np.sqrt(r * (1 - r) / 600) + 1e-9
+
+
+def test_tuning_stops_at_the_cap_and_warns_on_isotropic_data():
+    X = np.random.default_rng(12).standard_normal((3000, 32))
+    with pytest.warns(LowRecallWarning):
+        nb = nearest_neighbors(X, 5, method="ivf", nlist=256, recall_sample=300)
+    assert nb.params["nprobe"] == 256 // 16 and nb.recall < 0.95
+    assert [p for p, _ in nb.params["nprobe_trail"]] == [8, 16]
+
+
+def test_sample_recall_counts_ties_as_hits():
+    X = prepare_features(np.vstack([np.zeros((4, 2)), [[5.0, 5.0]], [[9.0, 0.0]]]))
+    rows = np.array([0])
+    exact = np.array([[1, 2]])
+    assert sample_recall(X, rows, np.array([[2, 3]]), exact) == 1.0  # row 3 is as near as row 1
+    assert sample_recall(X, rows, np.array([[2, 4]]), exact) == 0.5
+    assert sample_recall(X, rows, np.array([[2, -1]]), exact) == 0.5  # not found: a miss
+
+
+def test_pruned_search_in_small_blocks_equals_brute_force():
+    from mlbs.statistics.neighbors import _pruned_exact_search
+
+    X = prepare_features(clustered(2500, 6, seed=7, components=3))
+    Db, Ib = _pruned_exact_search(X, 6, 0, block_elements=64)[:2]
+    Dr, Ir = _pruned_exact_search(X, 6, 0)[:2]
+    np.testing.assert_array_equal(Ib, Ir)
+    np.testing.assert_array_equal(Db, Dr)

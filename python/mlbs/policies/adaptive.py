@@ -76,6 +76,7 @@ class Adaptive(Policy):
         self.index.assign(np.ones(self.n))
 
     def _instance_weights(self, features, weights, k, knn_options) -> np.ndarray:
+        self.knn_recall = None  # recall@k of the kNN behind the weights (Neighbors.recall); None if not searched
         if not self.weighted:
             return np.ones(self.n)
         if weights is None:
@@ -89,7 +90,7 @@ class Adaptive(Policy):
                 warnings.warn("no minority labels (IRLbl > MeanIR): all imbalance weights are 1, "
                               "so Adaptive reduces to quantized loss (Hard-like) selection",
                               stacklevel=3)
-            weights = result.w
+            weights, self.knn_recall = result.w, result.recall
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (self.n,):
             raise ValueError(f"weights must have shape ({self.n},), got {w.shape}")

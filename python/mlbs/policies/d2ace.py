@@ -155,13 +155,16 @@ class D2ACE(EpochPolicy):
             self.rng = np.random.default_rng([seed, 3])
 
     def _neighbors(self, features, neighbors, k, knn_options) -> np.ndarray:
+        self.knn_recall = None  # recall@k of the context kNN (Neighbors.recall); None for given neighbours
         if neighbors is not None:
             return np.asarray(neighbors)
         if features is None:
             raise ValueError("D2ACE needs the training features (for the kNN local context) or neighbors=")
         from mlbs.statistics.neighbors import nearest_neighbors
 
-        return nearest_neighbors(features, k, **knn_options).indices
+        nb = nearest_neighbors(features, k, **knn_options)
+        self.knn_recall = nb.recall
+        return nb.indices
 
     def _visit(self, idx, outputs, kind):
         return self.signals.visit(idx, outputs, kind, self.label_csr)

@@ -9,3 +9,7 @@
 
 The policies read these; nothing here changes during training.
 """
+
+from mlbs.statistics.neighbors import LowRecallWarning
+
+__all__ = ["LowRecallWarning"]

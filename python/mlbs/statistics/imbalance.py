@@ -122,7 +122,12 @@ def instance_weights(S: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class ImbalanceWeights:
-    """Result of :func:`imbalance_weights`."""
+    """Result of :func:`imbalance_weights`.
+
+    ``recall`` and ``knn_method`` are those of the neighbour search (:class:`Neighbors`): recall@k
+    1.0 for exact search, estimated on a query sample for an approximate one; both are None when
+    the neighbours were passed in as a plain id array.
+    """
 
     w: np.ndarray
     epsilon: np.ndarray
@@ -131,6 +136,14 @@ class ImbalanceWeights:
     minority: np.ndarray
     neighbors: Neighbors | None
     convention: str
+
+    @property
+    def recall(self) -> float | None:
+        return None if self.neighbors is None else self.neighbors.recall
+
+    @property
+    def knn_method(self) -> str | None:
+        return None if self.neighbors is None else self.neighbors.method
 
 
 def imbalance_weights(X, Y, k: int = 5, *, neighbors=None, convention: str = "code", irlbl_eps: float = 0.0,
@@ -152,7 +165,9 @@ def imbalance_weights(X, Y, k: int = 5, *, neighbors=None, convention: str = "co
     irlbl_eps : float
         0: labels without positives are ignored; 1e-6 reproduces the code of Zhou et al. 2024.
     **knn_options
-        Passed to :func:`nearest_neighbors`.
+        Passed to :func:`nearest_neighbors` (which warns with
+        :class:`~mlbs.statistics.neighbors.LowRecallWarning` when an approximate search's estimated
+        recall is below its threshold).
 
     Returns
     -------
