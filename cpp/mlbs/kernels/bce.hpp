@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "mlbs/prefetch.hpp"
-#include "mlbs/vector_math.hpp"
+#include "mlbs/kernels/vector_math.hpp"
 
 namespace mlbs {
 

@@ -35,11 +35,11 @@
 #include <string>
 #include <vector>
 
-#include "index_set.hpp"
-#include "rng.hpp"
-#include "sorted_blocks.hpp"
-#include "use_flag.hpp"
-#include "weighted_index.hpp"
+#include "mlbs/structures/index_set.hpp"
+#include "mlbs/structures/rng.hpp"
+#include "mlbs/structures/sorted_blocks.hpp"
+#include "mlbs/structures/use_flag.hpp"
+#include "mlbs/structures/weighted_index.hpp"
 
 namespace mlbs {
 

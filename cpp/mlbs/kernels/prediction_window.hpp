@@ -46,8 +46,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "mlbs/index_set.hpp"
-#include "mlbs/vector_math.hpp"
+#include "mlbs/structures/index_set.hpp"
+#include "mlbs/kernels/vector_math.hpp"
 
 namespace mlbs {
 

@@ -1,91 +1,29 @@
-// Python binding of the mlbs core (module mlbs._core). Thin: it converts and checks array
-// arguments, releases the GIL around bulk work and maps C++ errors to Python exceptions
-// (std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
+// Binding of the sampling structures: WeightedIndex and RankIndex (cpp/mlbs/structures/). Thin:
+// it converts and checks arguments, releases the GIL around bulk work and maps C++ errors to
+// Python exceptions (std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
 // std::overflow_error -> OverflowError). The semantics are documented in the C++ headers.
 //
-// The methods of WeightedIndex and RankIndex reach their object through InUse, which refuses an
-// object whose constructor never ran (TypeError) and one that another thread is using
-// (RuntimeError): a structure used by two threads at once would otherwise be corrupted.
+// Every method reaches its object through InUse, which refuses an object whose constructor never
+// ran (TypeError) and one that another thread is using (RuntimeError): a structure used by two
+// threads at once would otherwise be corrupted.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 
-#include "mlbs/bce.hpp"
-#include "mlbs/chain.hpp"
-#include "mlbs/index_set.hpp"
-#include "mlbs/prediction_window.hpp"
-#include "mlbs/quantized.hpp"
-#include "mlbs/rank_index.hpp"
-#include "mlbs/weighted_index.hpp"
+#include "arrays.hpp"
+#include "bind.hpp"
+#include "mlbs/structures/rank_index.hpp"
+#include "mlbs/structures/weighted_index.hpp"
 
-namespace py = pybind11;
-using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
-using FloatArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-
+namespace mlbs::binding {
 namespace {
-
-std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += std::to_string(a.shape(d)) + (a.ndim() == 1 ? "," : d + 1 < a.ndim() ? ", " : "");
-  return s + ")";
-}
-
-py::array as_1d(const py::handle& obj, const char* what) {
-  py::array a = py::array::ensure(obj);
-  if (!a) throw py::type_error(std::string(what) + " must be array-like");
-  if (a.ndim() != 1)
-    throw py::value_error(std::string(what) + " must be one-dimensional, got shape " + shape_of(a));
-  return a;
-}
-
-// Integer array (any integer dtype) -> contiguous int64. Floats and booleans are refused so that
-// a non-integer index never gets truncated silently.
-// Already a contiguous 1-D array of T: use it as it is (the common case, and the cheap one).
-template <class T>
-bool is_exact_vector(const py::handle& obj) {
-  if (!py::isinstance<py::array>(obj)) return false;
-  auto a = py::reinterpret_borrow<py::array>(obj);
-  return a.ndim() == 1 && a.dtype().is(py::dtype::of<T>()) && (a.flags() & py::array::c_style);
-}
-
-IndexArray as_indices(const py::handle& obj) {
-  if (is_exact_vector<std::int64_t>(obj)) return py::reinterpret_borrow<IndexArray>(obj);
-  py::array a = as_1d(obj, "indices");
-  const char kind = a.dtype().kind();
-  if (kind != 'i' && kind != 'u' && a.size() > 0)
-    throw py::type_error("indices must be integers, got dtype " +
-                         py::str(a.dtype()).cast<std::string>());
-  return IndexArray::ensure(a);
-}
-
-// Real array (float or integer dtype) -> contiguous float64.
-FloatArray as_reals(const py::handle& obj, const char* what) {
-  if (is_exact_vector<double>(obj)) return py::reinterpret_borrow<FloatArray>(obj);
-  py::array a = as_1d(obj, what);
-  const char kind = a.dtype().kind();
-  if (kind != 'f' && kind != 'i' && kind != 'u' && a.size() > 0)
-    throw py::type_error(std::string(what) + " must be real numbers, got dtype " +
-                         py::str(a.dtype()).cast<std::string>());
-  return FloatArray::ensure(a);
-}
-
-bool all_in_range(const std::int64_t* indices, std::size_t m, std::int64_t n) {
-  bool ok = true;
-  for (std::size_t t = 0; t < m; ++t) ok &= (indices[t] >= 0) & (indices[t] < n);
-  return ok;
-}
-
-std::size_t as_count(std::int64_t k, const char* what) {
-  if (k < 0) throw py::value_error(std::string(what) + " must be >= 0, got " + std::to_string(k));
-  return static_cast<std::size_t>(k);
-}
 
 std::uint64_t seed_or_entropy(std::optional<std::uint64_t> seed) {
   if (seed) return *seed;
@@ -149,12 +87,6 @@ void bind_rng_state(py::class_<Core>& cls) {
   cls.def(
       "seed", [](py::handle self, std::uint64_t seed) { InUse<Core>(self)->rng().reseed(seed); }, py::arg("seed"),
       "Restart the generator from `seed`.");
-}
-
-void check_pair(const IndexArray& idx, const FloatArray& values, const std::string& what) {
-  if (idx.size() != values.size())
-    throw py::value_error("indices and " + what + " have different lengths (" +
-                          std::to_string(idx.size()) + " and " + std::to_string(values.size()) + ")");
 }
 
 // What both cores share: construction from (n, seed), len, the per-item values (weights or
@@ -244,10 +176,7 @@ void bind_items(py::class_<Core>& cls, const std::string& values, const char* as
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
-  m.doc() = "Compiled sampling core of mlbs (weighted index, rank index, RNG).";
-  m.attr("build_flags") = MLBS_BUILD_FLAGS;
-
+void bind_structures(py::module_& m) {
   py::class_<mlbs::WeightedIndex> wi(m, "WeightedIndex", R"doc(
 Weighted index over n items: O(log n) batched weight updates and weighted draws.
 
@@ -359,217 +288,6 @@ one index must not be used from several threads at once (give each thread its ow
       "kernels that walk the tree in place (AdaC's chain, mlbs.policies._chain). The storage never "
       "moves while the index lives; a reader holds the index while it reads.");
 
-  m.def(
-      "_draw_chain",
-      [](mlbs::WeightedIndex& items, const mlbs::WeightedIndex& pairs, const IndexArray& seed_label,
-         const IndexArray& related_ptr, const IndexArray& related, const IndexArray& posting_ptr,
-         const IndexArray& posting_item, const IndexArray& label_ptr, const IndexArray& labels,
-         std::int64_t m) {
-        const std::size_t n = items.size(), q = static_cast<std::size_t>(related_ptr.size()) - 1;
-        if (static_cast<std::size_t>(seed_label.size()) != n || static_cast<std::size_t>(label_ptr.size()) != n + 1 ||
-            static_cast<std::size_t>(posting_ptr.size()) != q + 1 ||
-            static_cast<std::size_t>(posting_item.size()) != pairs.size())
-          throw py::value_error("inconsistent chain graph arrays");
-        mlbs::ChainGraph g;
-        g.n = n;
-        g.q = q;
-        g.seed_label = seed_label.data();
-        g.related_ptr = related_ptr.data();
-        g.related = related.data();
-        g.posting_ptr = posting_ptr.data();
-        g.posting_item = posting_item.data();
-        g.label_ptr = label_ptr.data();
-        g.labels = labels.data();
-        IndexArray out(static_cast<py::ssize_t>(as_count(m, "m")));
-        std::size_t fallbacks;
-        {
-          py::gil_scoped_release nogil;
-          mlbs::ChainSampler sampler;
-          fallbacks = sampler.draw(items, pairs, g, static_cast<std::size_t>(m), out.mutable_data());
-        }
-        return py::make_tuple(out, fallbacks);
-      },
-      "Internal: one AdaC chain batch (see cpp/mlbs/chain.hpp). The graph arrays are built and "
-      "checked by mlbs.policies.AdaC; only their lengths are checked here.");
-
-  m.def(
-      "_scan_losses",
-      [](const py::handle& indices, const py::handle& losses, std::int64_t n) -> py::object {
-        IndexArray idx = as_indices(indices);
-        FloatArray loss = as_reals(losses, "losses");
-        if (idx.size() != loss.size()) return py::none();
-        const double* l = loss.data();
-        const auto m = static_cast<std::size_t>(idx.size());
-        if (!all_in_range(idx.data(), m, n)) return py::none();
-        for (std::size_t t = 0; t < m; ++t)
-          if (!(l[t] >= 0.0) || !std::isfinite(l[t])) return py::none();
-        return py::make_tuple(idx, loss, mlbs::has_repeats(idx.data(), m));
-      },
-      "Internal: (indices as int64, losses as float64, whether an index repeats) when the indices "
-      "are in [0, n) and the losses finite and >= 0, else None (mlbs.losses.check_losses then "
-      "names the problem).");
-  m.def(
-      "_outputs_valid",
-      [](const py::array& outputs, bool probabilities) -> py::object {
-        if (!(outputs.flags() & py::array::c_style)) return py::none();
-        const auto count = static_cast<std::size_t>(outputs.size());
-        std::size_t bad;
-        if (outputs.dtype().is(py::dtype::of<float>())) {
-          py::gil_scoped_release nogil;
-          bad = mlbs::count_invalid_outputs(static_cast<const float*>(outputs.data()), count, probabilities);
-        } else if (outputs.dtype().is(py::dtype::of<double>())) {
-          py::gil_scoped_release nogil;
-          bad = mlbs::count_invalid_outputs(static_cast<const double*>(outputs.data()), count, probabilities);
-        } else {
-          return py::none();
-        }
-        return py::bool_(bad == 0);
-      },
-      "Internal: whether every entry of a contiguous float32/float64 array is finite (and, for "
-      "probabilities, in [0, 1]); None for other arrays.");
-  m.def(
-      "_observe_bce",
-      [](const py::handle& indices, const py::handle& outputs, const py::array& indptr, const py::array& cols,
-         std::int64_t q, bool probabilities) -> py::object {
-        IndexArray idx = as_indices(indices);
-        if (!py::isinstance<py::array>(outputs)) return py::none();
-        auto out = py::reinterpret_borrow<py::array>(outputs);
-        const auto m = static_cast<std::size_t>(idx.size());
-        const std::int64_t n = indptr.size() - 1;
-        if (out.ndim() != 2 || !(out.flags() & py::array::c_style) || out.shape(0) != idx.size() ||
-            out.shape(1) != q || q < 1 || indptr.ndim() != 1 || !(indptr.flags() & py::array::c_style) ||
-            !(cols.flags() & py::array::c_style) || !cols.dtype().is(indptr.dtype()) ||
-            !all_in_range(idx.data(), m, n))
-          return py::none();
-        FloatArray loss(idx.size());
-        auto run = [&](auto real, auto index) -> bool {
-          using Real = decltype(real);
-          using Index = decltype(index);
-          const auto* z = static_cast<const Real*>(out.data());
-          const auto* ptr = static_cast<const Index*>(indptr.data());
-          const auto* col = static_cast<const Index*>(cols.data());
-          thread_local std::vector<Real> scratch;
-          py::gil_scoped_release nogil;
-          return mlbs::per_sample_bce_csr(z, m, static_cast<std::size_t>(q), idx.data(), ptr, col,
-                                          probabilities, loss.mutable_data(), scratch);
-        };
-        auto with_real = [&](auto index) -> std::optional<bool> {
-          if (out.dtype().is(py::dtype::of<float>())) return run(float{}, index);
-          if (out.dtype().is(py::dtype::of<double>())) return run(double{}, index);
-          return std::nullopt;
-        };
-        std::optional<bool> ok;
-        if (indptr.dtype().is(py::dtype::of<std::int32_t>())) ok = with_real(std::int32_t{});
-        else if (indptr.dtype().is(py::dtype::of<std::int64_t>())) ok = with_real(std::int64_t{});
-        if (!ok || !*ok) return py::none();
-        return py::make_tuple(idx, loss, mlbs::has_repeats(idx.data(), m));
-      },
-      "Internal: (indices as int64, per-sample mean BCE as float64, whether an index repeats) for "
-      "a batch of float32/float64 logits or probabilities against CSR labels (indptr, cols) with "
-      "n = len(indptr) - 1 rows (see cpp/mlbs/bce.hpp); None when any input is off (out-of-range "
-      "index, wrong shape or dtype, non-finite output, probability outside [0, 1]): "
-      "mlbs.losses.observed_bce then names the problem.");
-  m.def(
-      "_window_visit",
-      [](const IndexArray& rows, const py::array& outputs, bool logits, const py::array& indptr, const py::array& cols,
-         py::array window, py::array count, py::array E, py::array phi, py::array loss, double alpha,
-         bool track_phi, bool track_loss, bool entropy_nan, bool short_nan) {
-        auto contiguous = [](const py::array& a) { return (a.flags() & py::array::c_style) != 0; };
-        auto writable = [&](const py::array& a) { return contiguous(a) && a.writeable(); };
-        if (window.ndim() != 3 || !writable(window) || !writable(count) || count.ndim() != 1 ||
-            !count.dtype().is(py::dtype::of<std::int64_t>()))
-          throw py::value_error("window must be a writable contiguous (n, w, q) array, count a writable (n,) "
-                                "int64 vector");
-        const py::ssize_t n = window.shape(0), w = window.shape(1), q = window.shape(2);
-        auto is_table = [&](const py::array& a) {
-          return a.ndim() == 2 && a.shape(0) == n && a.shape(1) == q && writable(a) && a.dtype().is(E.dtype());
-        };
-        const py::ssize_t m = rows.size();
-        if (count.size() != n || w < 1 || q < 1 || !is_table(E) || (track_phi && !is_table(phi)) ||
-            (track_loss && !is_table(loss)) || outputs.ndim() != 2 || !contiguous(outputs) || outputs.shape(0) != m ||
-            outputs.shape(1) != q || indptr.ndim() != 1 || indptr.size() != n + 1 || !contiguous(indptr) ||
-            cols.ndim() != 1 || !contiguous(cols) || !cols.dtype().is(indptr.dtype()))
-          throw py::value_error("inconsistent shapes, dtypes or layouts of the window tables, outputs or labels");
-        FloatArray sample_loss(m);
-        bool known = false, ok = false;
-        auto run = [&](auto real, auto code, auto table, auto index) {
-          using Real = decltype(real);
-          using W = decltype(code);
-          using T = decltype(table);
-          using Index = decltype(index);
-          if (!outputs.dtype().is(py::dtype::of<Real>()) || !window.dtype().is(py::dtype::of<W>()) ||
-              !E.dtype().is(py::dtype::of<T>()) || !indptr.dtype().is(py::dtype::of<Index>()))
-            return;
-          known = true;
-          mlbs::WindowTables<W, T> tab{static_cast<W*>(window.mutable_data()),
-                                       static_cast<std::int64_t*>(count.mutable_data()),
-                                       static_cast<T*>(E.mutable_data()),
-                                       track_phi ? static_cast<T*>(phi.mutable_data()) : nullptr,
-                                       track_loss ? static_cast<T*>(loss.mutable_data()) : nullptr,
-                                       static_cast<std::size_t>(n),
-                                       static_cast<std::size_t>(w),
-                                       static_cast<std::size_t>(q),
-                                       alpha,
-                                       entropy_nan,
-                                       short_nan};
-          py::gil_scoped_release nogil;
-          ok = mlbs::visit_prediction_window(tab, rows.data(), static_cast<std::size_t>(m),
-                                             static_cast<const Real*>(outputs.data()), logits,
-                                             static_cast<const Index*>(indptr.data()),
-                                             static_cast<const Index*>(cols.data()),
-                                             static_cast<std::size_t>(cols.size()), sample_loss.mutable_data());
-        };
-        auto with_index = [&](auto real, auto code, auto table) {
-          run(real, code, table, std::int32_t{});
-          run(real, code, table, std::int64_t{});
-        };
-        auto with_table = [&](auto real, auto code) {
-          with_index(real, code, float{});
-          with_index(real, code, double{});
-        };
-        auto with_code = [&](auto real) {
-          with_table(real, double{});
-          with_table(real, float{});
-          with_table(real, std::uint16_t{});
-          with_table(real, std::uint8_t{});
-        };
-        with_code(float{});
-        with_code(double{});
-        if (!known)
-          throw py::type_error("unsupported dtypes: outputs float32/float64, window float64/float32/uint16/uint8, "
-                               "tables float32/float64, labels int32/int64");
-        if (!ok)
-          throw py::value_error("a row index or visit count is out of range, or labels not in canonical CSR form");
-        return sample_loss;
-      },
-      "Internal: one batch of visits of mlbs.policies.signals.PredictionWindow (see "
-      "cpp/mlbs/prediction_window.hpp): updates window, count, E and, when tracked, phi and loss in "
-      "place; returns the per-sample mean BCE (float64). Rows are visited in order.");
-  m.def(
-      "_observe_quantized",
-      [](py::array table, const FloatArray& w, const IndexArray& idx, const FloatArray& loss, double table_max,
-         std::int64_t argmax, double pressure) -> py::object {
-        if (table.ndim() != 1 || !table.dtype().is(py::dtype::of<double>()) || !table.writeable() ||
-            !(table.flags() & py::array::c_style))
-          throw py::type_error("table must be a writable contiguous float64 vector");
-        const auto n = static_cast<std::size_t>(table.size());
-        if (static_cast<std::size_t>(w.size()) != n || idx.size() != loss.size())
-          throw py::value_error("inconsistent lengths");
-        mlbs::check_indices(idx.data(), static_cast<std::size_t>(idx.size()), n);
-        FloatArray omega(idx.size());
-        bool moved;
-        {
-          py::gil_scoped_release nogil;
-          moved = mlbs::observe_quantized(static_cast<double*>(table.mutable_data()), w.data(), idx.data(),
-                                          loss.data(), static_cast<std::size_t>(idx.size()), table_max, argmax, n,
-                                          pressure, omega.mutable_data());
-        }
-        if (moved) return py::none();
-        return std::move(omega);
-      },
-      "Internal: one batch of Adaptive observations (see cpp/mlbs/quantized.hpp); None when the "
-      "maximum moved, else the new weights of the visited samples. Inputs are checked by the caller.");
-
   py::class_<mlbs::RankIndex> ri(m, "RankIndex", R"doc(
 Scores of n items kept in rank order, for rank-based selection (online batch selection).
 
@@ -658,3 +376,5 @@ Bulk calls release the GIL: one index must not be used from several threads at o
       },
       py::arg("pressure"), "Probability of every item under the rank law.");
 }
+
+}  // namespace mlbs::binding

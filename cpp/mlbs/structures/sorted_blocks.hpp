@@ -26,7 +26,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "radix_sort.hpp"
+#include "mlbs/structures/radix_sort.hpp"
 
 namespace mlbs {
 

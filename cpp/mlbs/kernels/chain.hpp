@@ -22,9 +22,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "index_set.hpp"
-#include "rng.hpp"
-#include "weighted_index.hpp"
+#include "mlbs/structures/index_set.hpp"
+#include "mlbs/structures/rng.hpp"
+#include "mlbs/structures/weighted_index.hpp"
 
 namespace mlbs {
 

@@ -64,9 +64,9 @@
 #include <sys/mman.h>
 #endif
 
-#include "prefetch.hpp"
-#include "rng.hpp"
-#include "use_flag.hpp"
+#include "mlbs/prefetch.hpp"
+#include "mlbs/structures/rng.hpp"
+#include "mlbs/structures/use_flag.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -176,7 +176,6 @@ class WeightedIndex {
   // in the constructor, so the storage stays where it is for the index's whole life.
   std::size_t level_count() const { return levels(); }
   const double* level_data(std::size_t l) const { return l == 0 ? leaves_.data() : upper_[l - 1].data(); }
-  std::size_t level_size(std::size_t l) const { return l == 0 ? leaves_.size() : upper_[l - 1].size(); }
   const UseFlag& in_use() const { return in_use_; }
 
   void copy_weights(double* out) const { std::copy(leaves_.begin(), leaves_.begin() + n_, out); }
