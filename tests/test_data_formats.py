@@ -247,3 +247,13 @@ def test_csv_row_counter_column_warns(tmp_path):
     path.write_text("id,f,y\n" + "".join(f"{i + 7},{float(v)!r},{i % 2}\n" for i, v in enumerate(X[:, 0])))
     with pytest.warns(UserWarning, match=r"\['id'\] count the rows"):
         load_path(path, label_names=["y"])
+
+
+def test_svmlight_one_based_file_with_header(tmp_path):
+    path = tmp_path / "one.svm"
+    path.write_text("2 3 2\n0 1:1 3:2\n1 2:1\n")
+    with pytest.raises(DataFormatError, match="contains 4 features.*0-based.*zero_based=False"):
+        load_path(path)
+    data = load_path(path, zero_based=False)
+    np.testing.assert_array_equal(data.X.toarray(), [[1, 0, 2], [0, 1, 0]])
+    np.testing.assert_array_equal(data.Y.toarray(), [[1, 0], [0, 1]])

@@ -151,6 +151,9 @@ def _add_data_args(p: argparse.ArgumentParser, files: bool = True) -> None:
                    help="ARFF: the MULAN label XML (default: the XML of the same name beside the file)")
     g.add_argument("--allow-missing", action="store_true",
                    help="keep missing feature values as NaN instead of refusing the file")
+    g.add_argument("--one-based", action="store_true",
+                   help="LibSVM/svmlight: feature indices start at 1 (default: 0 with the repository's header "
+                        "line, else guessed)")
 
 
 def _own_data(args) -> list[str]:
@@ -162,6 +165,8 @@ def _own_data(args) -> list[str]:
              if getattr(args, k) is not None}
     if args.allow_missing:
         given["allow_missing"] = True
+    if args.one_based:
+        given["zero_based"] = False
     formats = [args.format or detect_format(path) for path in args.data]
     unused = sorted(k for k in given if k != "allow_missing" and not any(k in FORMATS[f] for f in formats))
     if unused:

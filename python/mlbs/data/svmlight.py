@@ -135,7 +135,9 @@ def load_svmlight(path, *, zero_based="auto", allow_missing: bool = False) -> Mu
             problem = _line_problem(text)
             if problem is not None:
                 raise DataFormatError(path, ln, problem) from None
-        raise DataFormatError(path, None, str(exc)) from None
+        hint = (" (with the header line, feature indices are taken as 0-based; for a 1-based file pass "
+                "zero_based=False, or --one-based to mlbs)" if header and zero_based is True else "")
+        raise DataFormatError(path, None, f"{exc}{hint}") from None
     n = X.shape[0]
     if n == 0:
         raise DataFormatError(path, None, "no instance in the file")
