@@ -11,7 +11,7 @@ of each is not timed (warm-up of the selector, CUDA start-up). Without a CUDA de
 that it skips and exits with status 0 (``--device cpu`` runs the same loop on the CPU, to check
 the script).
 
-Usage: ``python bench/gpu_loop.py [--n 200000] [--epochs 4] [--device cuda] [--json PATH]``.
+Usage: ``python bench/gpu_loop.py [--n 200000] [--epochs 4] [--hidden 1024] [--device cuda] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def synthetic(n, device, seed=0):
 
 
 class Run:
-    def __init__(self, policy, x, y, in_flight):
+    def __init__(self, policy, x, y, in_flight, hidden):
         torch.manual_seed(0)
-        self.model = torch.nn.Sequential(torch.nn.Linear(D, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, HIDDEN),
-                                         torch.nn.ReLU(), torch.nn.Linear(HIDDEN, Q)).to(x.device)
+        self.model = torch.nn.Sequential(torch.nn.Linear(D, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
+                                         torch.nn.ReLU(), torch.nn.Linear(hidden, Q)).to(x.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.sampler = BatchSampler(BatchSelector(policy, BATCH, warmup_epochs=1, seed=0), in_flight=in_flight)
         self.x, self.y = x, y
@@ -79,6 +79,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="width of the two hidden layers")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -87,9 +88,9 @@ def main():
         print("gpu_loop: no CUDA device, skipped")
         return 0
     x, y, labels = synthetic(args.n, device)
-    runs = {"Random": Run(Random(labels), x, y, 1),
-            "Adaptive, in_flight=1": Run(Adaptive(labels, weights=np.ones(args.n)), x, y, 1),
-            "Adaptive, in_flight=0": Run(Adaptive(labels, weights=np.ones(args.n)), x, y, 0)}
+    runs = {"Random": Run(Random(labels), x, y, 1, args.hidden),
+            "Adaptive, in_flight=1": Run(Adaptive(labels, weights=np.ones(args.n)), x, y, 1, args.hidden),
+            "Adaptive, in_flight=0": Run(Adaptive(labels, weights=np.ones(args.n)), x, y, 0, args.hidden)}
     rates = {name: [] for name in runs}
     for e in range(args.epochs):
         for name, run in runs.items():
@@ -99,7 +100,7 @@ def main():
             if e > 0:
                 rates[name].append(steps / (time.perf_counter() - start))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"training loop on {name}, n = {args.n}, MLP {HIDDEN}x2, B = {BATCH}, "
+    print(f"training loop on {name}, n = {args.n}, MLP {args.hidden}x2, B = {BATCH}, "
           f"median over {args.epochs - 1} epochs")
     medians = {name: float(np.median(r)) for name, r in rates.items()}
     for name, rate in medians.items():

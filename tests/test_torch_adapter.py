@@ -423,3 +423,28 @@ def test_stateful_dataloader_with_workers_is_refused():
     loader = StatefulDataLoader(WithIndices(dataset()), batch_sampler=sampler, num_workers=2)
     with pytest.raises(RuntimeError, match="StatefulDataLoader with num_workers > 0"):
         next(iter(loader))
+
+
+# ---------------------------------------------------------------------------------------------
+# bench/gpu_loop.py: the same loop on the CPU, and a clean skip without CUDA
+
+def test_gpu_loop_bench_runs_on_cpu_and_skips_without_cuda(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = str(Path(__file__).resolve().parents[1] / "bench" / "gpu_loop.py")
+    out = tmp_path / "loop.json"
+    monkeypatch.setattr(sys, "argv", ["gpu_loop.py", "--device", "cpu", "--n", "1500", "--epochs", "2", "--hidden", "16",
+                                      "--json", str(out)])
+    with pytest.raises(SystemExit) as status:
+        runpy.run_path(script, run_name="__main__")
+    assert status.value.code == 0
+    import json
+    rates = json.loads(out.read_text())["steps_per_s"]
+    assert set(rates) == {"Random", "Adaptive, in_flight=1", "Adaptive, in_flight=0"} and min(rates.values()) > 0
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(sys, "argv", ["gpu_loop.py"])
+        with pytest.raises(SystemExit) as status:
+            runpy.run_path(script, run_name="__main__")
+        assert status.value.code == 0 and "skipped" in capsys.readouterr().out
