@@ -222,3 +222,29 @@ def test_two_processes_on_one_store_run_each_run_exactly_once(tmp_path):
     store = ResultStore(root)
     assert len(store.load(CFG.hash())) == len(GRID.keys())
     assert not list(root.rglob("*.tmp")) and not list((root / "locks").rglob("*.lock"))
+
+
+def test_many_held_claims_raise_the_open_file_limit_or_fail_clearly(tmp_path):
+    code = """
+import resource, sys
+from mlbs.experiments.config import ExperimentConfig
+from mlbs.experiments.store import ResultStore, RunKey
+store, cfg = ResultStore(sys.argv[1]), ExperimentConfig(epochs=1)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+held = [store.try_claim(cfg, RunKey("d", "mlp", "random", i, 0)) for i in range(200)]
+assert all(c is not None for c in held) and resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 200
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+try:
+    held += [store.try_claim(cfg, RunKey("d", "mlp", "random", 1000 + i, 0)) for i in range(300)]
+except OSError as exc:
+    print(exc)
+"""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 512:
+        pytest.skip("the hard limit of open files is too low to test raising the soft one")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=_env(), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "too many open files while claiming" in out.stdout and "ulimit -n" in out.stdout

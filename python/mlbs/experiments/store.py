@@ -120,9 +120,12 @@ def _lock(path: Path) -> int | None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            if exc.errno == errno.EMFILE:
-                raise OSError(f"too many open files while claiming {path}; raise the limit (ulimit -n)") from exc
-            raise
+            if exc.errno != errno.EMFILE:
+                raise
+            if not _raise_open_file_limit():
+                raise OSError(f"too many open files while claiming {path} (each held claim keeps one open); "
+                              "raise the limit (ulimit -n)") from exc
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -135,6 +138,21 @@ def _lock(path: Path) -> int | None:
         if same:
             return fd
         os.close(fd)  # unlinked by its previous holder between our open and lock: try the new file
+
+
+def _raise_open_file_limit() -> bool:
+    """Raise this process's soft limit of open files to its hard limit; whether it grew."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return False
+    new = hard if hard != resource.RLIM_INFINITY else max(4 * soft, 65536)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    except (ValueError, OSError):
+        return False
+    return new > soft
 
 
 class Claim:
