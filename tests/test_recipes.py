@@ -75,6 +75,7 @@ def check_every_observation_reached_its_samples(done: dict, records: list) -> No
     np.testing.assert_allclose(done["loss"], last, rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.* is deprecated")  # Lightning's own call into torch
 @pytest.mark.parametrize("name", ["pytorch", "lightning", "accelerate"])
 def test_recipe_observations_reach_their_samples(name):
     pytest.importorskip({"pytorch": "torch", "lightning": "lightning", "accelerate": "accelerate"}[name])
