@@ -249,7 +249,7 @@ def _refuse_loader_snapshot() -> None:
     ``DataLoader`` with workers and save ``sampler.state_dict()`` next to the model (exact), or
     the stateful loader with ``num_workers=0``, which asks for the state when its own is saved.
     """
-    frame = sys._getframe(2)
+    frame = sys._getframe(1).f_back  # the caller of state_dict()
     for _ in range(3):
         if frame is None:
             return
