@@ -15,7 +15,6 @@
 #include "arrays.hpp"
 #include "bind.hpp"
 #include "mlbs/kernels/bce.hpp"
-#include "mlbs/kernels/chain.hpp"
 #include "mlbs/kernels/prediction_window.hpp"
 #include "mlbs/kernels/quantized.hpp"
 #include "mlbs/structures/index_set.hpp"
@@ -24,39 +23,6 @@
 namespace mlbs::binding {
 
 void bind_kernels(py::module_& m) {
-  m.def(
-      "_draw_chain",
-      [](mlbs::WeightedIndex& items, const mlbs::WeightedIndex& pairs, const IndexArray& seed_label,
-         const IndexArray& related_ptr, const IndexArray& related, const IndexArray& posting_ptr,
-         const IndexArray& posting_item, const IndexArray& label_ptr, const IndexArray& labels,
-         std::int64_t m) {
-        const std::size_t n = items.size(), q = static_cast<std::size_t>(related_ptr.size()) - 1;
-        if (static_cast<std::size_t>(seed_label.size()) != n || static_cast<std::size_t>(label_ptr.size()) != n + 1 ||
-            static_cast<std::size_t>(posting_ptr.size()) != q + 1 ||
-            static_cast<std::size_t>(posting_item.size()) != pairs.size())
-          throw py::value_error("inconsistent chain graph arrays");
-        mlbs::ChainGraph g;
-        g.n = n;
-        g.q = q;
-        g.seed_label = seed_label.data();
-        g.related_ptr = related_ptr.data();
-        g.related = related.data();
-        g.posting_ptr = posting_ptr.data();
-        g.posting_item = posting_item.data();
-        g.label_ptr = label_ptr.data();
-        g.labels = labels.data();
-        IndexArray out(static_cast<py::ssize_t>(as_count(m, "m")));
-        std::size_t fallbacks;
-        {
-          py::gil_scoped_release nogil;
-          mlbs::ChainSampler sampler;
-          fallbacks = sampler.draw(items, pairs, g, static_cast<std::size_t>(m), out.mutable_data());
-        }
-        return py::make_tuple(out, fallbacks);
-      },
-      "Internal: one AdaC chain batch (see cpp/mlbs/chain.hpp). The graph arrays are built and "
-      "checked by mlbs.policies.AdaC; only their lengths are checked here.");
-
   m.def(
       "_scan_losses",
       [](const py::handle& indices, const py::handle& losses, std::int64_t n) -> py::object {
