@@ -83,6 +83,7 @@ def measure(name, Y, w, batches, observe="logits", seed=1):
             idx = np.arange(start, min(n, start + 8192))
             policy.observe(idx, rng.normal(0, 2.0, (idx.size, LABELS)))
         policy.start_selection()
+    policy.draw(BATCH)  # compiles, or loads from Numba's cache, the policy's kernels before the timing
     rebuilds0 = getattr(policy, "rebuilds", 0)
     times = []
     for t in range(batches):
