@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+
+from mlbs import WeightedIndex
 
 from mlbs import _core
 
@@ -17,3 +23,57 @@ def test_build_flags_are_recorded():
 def test_the_sanitized_build_is_the_one_under_test():
     """scripts/sanitize.sh sets MLBS_EXPECT_SANITIZED: the module it tests must be its own build."""
     assert "-fsanitize=address,undefined" in _core.build_flags
+
+
+def test_default_build_is_portable():
+    """The default build targets a baseline every x86-64 CPU of the last fifteen years runs
+    (wider paths are chosen at run time); -march=native is an explicit opt-in (MLBS_NATIVE)."""
+    assert "-march=native" not in _core.build_flags
+
+
+def run_with_baseline_forced(code: str) -> bytes:
+    """Run code in a new interpreter with MLBS_FORCE_BASELINE=1; its standard output."""
+    env = dict(os.environ, MLBS_FORCE_BASELINE="1", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=600)
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]).decode(errors="replace")
+    return proc.stdout
+
+
+def test_forced_baseline_path_draws_exactly_what_the_wide_path_draws():
+    """The inner loops compiled for the baseline and for the widest instruction set give the same
+    tree and the same draws, bit for bit."""
+    code = """
+import numpy as np
+from mlbs import WeightedIndex, _core
+assert _core.isa == "baseline", _core.isa
+rng = np.random.default_rng(3)
+index = WeightedIndex(300_000, seed=11)
+index.assign(rng.random(300_000) * 10.0 ** rng.uniform(-6, 0, 300_000))
+out = [index.draw(1000), index.draw_distinct(5000)]
+index.update(rng.integers(0, 300_000, 20_000), rng.random(20_000))
+out += [index.draw_distinct(256), index.prefix(np.arange(0, 300_001, 997))]
+print(repr(index.total()))
+np.save(__import__("sys").stdout.buffer, np.concatenate([o.astype(float) for o in out]))
+"""
+    total_line, _, saved = run_with_baseline_forced(code).partition(b"\n")
+    baseline = np.load(io.BytesIO(saved))
+    rng = np.random.default_rng(3)
+    index = WeightedIndex(300_000, seed=11)
+    index.assign(rng.random(300_000) * 10.0 ** rng.uniform(-6, 0, 300_000))
+    out = [index.draw(1000), index.draw_distinct(5000)]
+    index.update(rng.integers(0, 300_000, 20_000), rng.random(20_000))
+    out += [index.draw_distinct(256), index.prefix(np.arange(0, 300_001, 997))]
+    assert repr(index.total()) == total_line.decode()
+    np.testing.assert_array_equal(np.concatenate([o.astype(float) for o in out]), baseline)
+
+
+def test_core_tests_pass_on_the_baseline_path():
+    """The tests of the sampling structures, run again with the baseline forced (what a CPU
+    without AVX2 runs)."""
+    here = os.path.dirname(__file__)
+    out = run_with_baseline_forced(
+        "import sys, pytest; from mlbs import _core; assert _core.isa == 'baseline';"
+        f"sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {os.path.join(here, 'test_weighted_index.py')!r},"
+        f" {os.path.join(here, 'test_rank_index.py')!r}]))"
+    )
+    assert b" passed" in out and b"failed" not in out

@@ -43,6 +43,10 @@
 // distinct draw of k items takes at most k (kMaxRejections + 2 kGroup) walks, whatever the
 // weights.
 //
+// Instruction sets. The inner loops (tree_paths.inc) are compiled for the build's baseline and,
+// with GCC on x86-64, for AVX2 and AVX-512 as well; the widest the CPU supports runs (mlbs::simd).
+// A portable build thus uses AVX-512 where there is one without requiring it anywhere.
+//
 // Bounds. Every loop runs a number of times fixed by n and the arguments (the rejection loop by
 // the bound above). The total weight stays finite: assign and update refuse weights whose total
 // would overflow to infinity.
@@ -68,7 +72,13 @@
 #include "mlbs/structures/rng.hpp"
 #include "mlbs/structures/use_flag.hpp"
 
-#if defined(__AVX512F__) || defined(__AVX2__)
+// Runtime choice of the inner loops' instruction set: GCC on x86-64 (see mlbs::simd below).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MLBS_TREE_DISPATCH 1
+#else
+#define MLBS_TREE_DISPATCH 0
+#endif
+#if MLBS_TREE_DISPATCH || defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -128,30 +138,112 @@ inline void check_weights(const double* w, std::size_t k, const std::int64_t* id
   }
 }
 
-// #{i < 8 : p[i] <= u} for a 64-byte aligned block p. Comparisons are exact, so the vector
-// paths and the scalar path give the same answer.
-inline std::size_t count_at_most8(const double* p, double u) {
-#if defined(__AVX512F__)
-  const unsigned bits = _mm512_cmp_pd_mask(_mm512_load_pd(p), _mm512_set1_pd(u), _CMP_LE_OQ);
-  return static_cast<std::size_t>(__builtin_popcount(bits));
-#elif defined(__AVX2__)
-  const __m256d uu = _mm256_set1_pd(u);
-  const unsigned lo = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(p), uu, _CMP_LE_OQ)));
-  const unsigned hi = static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(p + 4), uu, _CMP_LE_OQ)));
-  return static_cast<std::size_t>(__builtin_popcount(lo | (hi << 4)));
-#else
-  std::size_t j = 0;
-  for (int i = 0; i < 8; ++i) j += p[i] <= u;
-  return j;
+// Instruction sets of the inner loops (tree_paths.inc). The build's baseline is always there;
+// with GCC on x86-64 the same loops are also compiled for AVX2 and for AVX-512 (x86-64-v4) and
+// the widest the CPU supports is used. The results are the same on every path.
+namespace simd {
+
+enum class Isa { baseline, avx2, avx512 };
+
+inline Isa detect_isa() {
+#if MLBS_TREE_DISPATCH
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+    return Isa::avx512;
+  if (__builtin_cpu_supports("avx2")) return Isa::avx2;
 #endif
+  return Isa::baseline;
 }
+
+// The set in use: detected once; the Python module sets it to baseline when the environment
+// variable MLBS_FORCE_BASELINE is 1 (to test the baseline path on any CPU).
+inline Isa& active_isa() {
+  static Isa isa = detect_isa();
+  return isa;
+}
+
+inline const char* isa_name(Isa isa) {
+  return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "baseline";
+}
+
+}  // namespace simd
+
+// The tree's layout constants and a view of its levels, for the inner loops.
+namespace tree {
+
+constexpr std::size_t kFanout = 8;
+constexpr int kShift = 3;            // log2(kFanout)
+constexpr std::size_t kRecord = 16;  // doubles per upper block record: values, prefix sums
+constexpr std::size_t kGroup = 32;   // interleaved walks per group
+constexpr std::size_t kMaxLevels = 22;  // 8^22 > 2^64
+
+// data[0]: the leaves (blocks[0] blocks of 8); data[l], l >= 1: the blocks[l] records of level l.
+struct Levels {
+  double* data[kMaxLevels];
+  std::size_t blocks[kMaxLevels];
+  std::size_t count;
+  double* record(std::size_t l, std::size_t b) const { return data[l] + b * kRecord; }
+  const double* leaf_block(std::size_t b) const { return data[0] + b * kFanout; }
+};
+
+#define MLBS_TREE_PATHS Baseline
+#if defined(__AVX512F__)
+#define MLBS_TREE_WIDTH 512
+#elif defined(__AVX2__)
+#define MLBS_TREE_WIDTH 256
+#else
+#define MLBS_TREE_WIDTH 0
+#endif
+#include "mlbs/structures/tree_paths.inc"
+#undef MLBS_TREE_PATHS
+#undef MLBS_TREE_WIDTH
+
+#if MLBS_TREE_DISPATCH
+#pragma GCC push_options
+#pragma GCC target("popcnt,avx2")
+#define MLBS_TREE_PATHS Avx2
+#define MLBS_TREE_WIDTH 256
+#include "mlbs/structures/tree_paths.inc"
+#undef MLBS_TREE_PATHS
+#undef MLBS_TREE_WIDTH
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("popcnt,avx2,avx512f,avx512dq,avx512vl,avx512bw,avx512cd")
+#define MLBS_TREE_PATHS Avx512
+#define MLBS_TREE_WIDTH 512
+#include "mlbs/structures/tree_paths.inc"
+#undef MLBS_TREE_PATHS
+#undef MLBS_TREE_WIDTH
+#pragma GCC pop_options
+#endif
+
+// visit(paths) with the struct of the instruction set in use.
+template <class Visit>
+void on_active_paths(Visit&& visit) {
+  switch (simd::active_isa()) {
+#if MLBS_TREE_DISPATCH
+    case simd::Isa::avx512:
+      visit(Avx512{});
+      return;
+    case simd::Isa::avx2:
+      visit(Avx2{});
+      return;
+#endif
+    default:
+      visit(Baseline{});
+  }
+}
+
+}  // namespace tree
 
 class WeightedIndex {
  public:
-  static constexpr std::size_t kFanout = 8;
-  static constexpr int kShift = 3;            // log2(kFanout)
-  static constexpr std::size_t kRecord = 16;  // doubles per upper block record: values, prefix sums
-  static constexpr std::size_t kGroup = 32;   // interleaved walks per group
+  static constexpr std::size_t kFanout = tree::kFanout;
+  static constexpr int kShift = tree::kShift;
+  static constexpr std::size_t kRecord = tree::kRecord;
+  static constexpr std::size_t kGroup = tree::kGroup;
   static constexpr std::size_t kMaxRejections = 128;  // in a row, before the drawn items are taken out
 
   explicit WeightedIndex(std::size_t n, std::uint64_t seed = 0) : n_(n), rng_(seed) {
@@ -200,8 +292,8 @@ class WeightedIndex {
       positive += w[i] > 0;
     }
     nonzero_ = positive;
-    for (std::size_t l = 0; l < levels(); ++l)
-      for (std::size_t b = 0; b < blocks(l); ++b) recompute_block(l, b);
+    const tree::Levels t = view();
+    tree::on_active_paths([&](auto paths) { decltype(paths)::recompute_all(t, total_); });
   }
 
   // w[idx[t]] = w[t] for t = 0..k-1, in order (a repeated index keeps its last weight).
@@ -291,7 +383,7 @@ class WeightedIndex {
   double prefix(std::size_t i) const {
     if (i >= n_) return total_;
     alignas(64) double p[kFanout];
-    block_prefix(leaf_block(i >> kShift), p);
+    tree::Baseline::block_prefix(leaf_block(i >> kShift), p);
     std::size_t j = i & (kFanout - 1);
     double sum = j > 0 ? p[j - 1] : 0.0;
     std::size_t node = i >> kShift;
@@ -309,9 +401,9 @@ class WeightedIndex {
     std::size_t node = 0;
     for (std::size_t l = upper_.size(); l-- > 0;) {
       const double* r = upper_[l].data() + node * kRecord;
-      node = (node << kShift) + choose_child(r, r + kFanout, u);
+      node = (node << kShift) + tree::Baseline::choose_child(r, r + kFanout, u);
     }
-    return (node << kShift) + choose_leaf(leaf_block(node), u);
+    return (node << kShift) + tree::Baseline::choose_leaf(leaf_block(node), u);
   }
 
   // p_i = w_i / total for all i.
@@ -328,45 +420,17 @@ class WeightedIndex {
   std::size_t blocks(std::size_t l) const {
     return l == 0 ? leaves_.size() / kFanout : upper_[l - 1].size() / kRecord;
   }
-  double* record(std::size_t l, std::size_t b) { return upper_[l - 1].data() + b * kRecord; }
   const double* leaf_block(std::size_t b) const { return leaves_.data() + b * kFanout; }
 
-  // Inclusive prefix sums P_0..P_7 of a block's weights, read as magnitudes (a leaf marked
-  // drawn by its sign counts with its weight), in a fixed order (a Sklansky scan): pairs
-  // P_1 = v_0 + v_1 (and likewise S_3 = v_2 + v_3, S_5, S_7), then quads P_2 = P_1 + v_2,
-  // P_3 = P_1 + S_3 (and P_6, P_7 from P_5), then P_4+m = P_3 + (the quad sum of v_4..v_4+m).
-  // Every P_m+1 is P_m's own partial sum or a larger one, plus a non-negative term, and rounding
-  // is monotone, so P is non-decreasing. Three masked vector additions with AVX-512; the scalar
-  // path does the same additions. Returns the block total P_7.
-  static double block_prefix(const double* v, double* p) {
-#if defined(__AVX512F__)
-    __m512d x = _mm512_abs_pd(_mm512_loadu_pd(v));
-    x = _mm512_mask_add_pd(x, 0xAA, x, _mm512_permutexvar_pd(_mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0), x));
-    x = _mm512_mask_add_pd(x, 0xCC, x, _mm512_permutexvar_pd(_mm512_set_epi64(5, 5, 5, 5, 1, 1, 1, 1), x));
-    x = _mm512_mask_add_pd(x, 0xF0, x, _mm512_permutexvar_pd(_mm512_set1_epi64(3), x));
-    _mm512_store_pd(p, x);
-#else
-    for (int m = 0; m < 8; ++m) p[m] = std::fabs(v[m]);
-    for (int m = 1; m < 8; m += 2) p[m] += p[m - 1];
-    for (int m : {2, 3, 6, 7}) p[m] += p[(m & ~3) + 1];
-    for (int m = 4; m < 8; ++m) p[m] += p[3];
-#endif
-    return p[7];
-  }
-
-  // The total of block b of level l (recomputing its prefix sums if it is an upper block) goes
-  // to its parent entry, or to the total weight at the top level.
-  void recompute_block(std::size_t l, std::size_t b) {
-    double sum;
-    if (l == 0) {
-      alignas(64) double p[kFanout];
-      sum = block_prefix(leaf_block(b), p);
-    } else {
-      double* r = record(l, b);
-      sum = block_prefix(r, r + kFanout);
+  // The levels as the inner loops see them. (Built per call: a copy of the index has its own.)
+  tree::Levels view() const {
+    tree::Levels t;
+    t.count = levels();
+    for (std::size_t l = 0; l < t.count; ++l) {
+      t.data[l] = const_cast<double*>(l == 0 ? leaves_.data() : upper_[l - 1].data());
+      t.blocks[l] = blocks(l);
     }
-    if (l + 1 < levels()) record(l + 1, b >> kShift)[b & (kFanout - 1)] = sum;
-    else total_ = sum;
+    return t;
   }
 
   // Whether the tree built on the leaves w[0..n) would have a finite total. A plain sum (eight
@@ -393,7 +457,7 @@ class WeightedIndex {
     alignas(64) double v[kFanout], p[kFanout];
     for (std::size_t b = 0; b < totals.size(); ++b) {
       for (std::size_t j = 0; j < kFanout; ++j) v[j] = b * kFanout + j < m ? x[b * kFanout + j] : 0.0;
-      totals[b] = block_prefix(v, p);
+      totals[b] = tree::Baseline::block_prefix(v, p);
     }
     return totals;
   }
@@ -414,74 +478,17 @@ class WeightedIndex {
     recompute_ancestors(idx, k);
   }
 
-  // Recompute, level by level from the bottom, every block on the path of the given leaves.
-  // Recomputing a block twice is harmless, so repeats need no de-duplication; a level with no
-  // more blocks than there are updates is recomputed whole, in memory order (the upper levels).
   void recompute_ancestors(const std::int64_t* idx, std::size_t k) {
-    constexpr std::size_t kAhead = 8;
-    for (std::size_t l = 0; l < levels(); ++l) {
-      if (blocks(l) <= k) {
-        for (std::size_t b = 0; b < blocks(l); ++b) recompute_block(l, b);
-        continue;
-      }
-      const int shift = kShift * static_cast<int>(l + 1);
-      for (std::size_t t = 0; t < k; ++t) {
-        if (t + kAhead < k && l + 1 < levels()) {  // the parent record, written next
-          const double* parent = record(l + 1, static_cast<std::size_t>(idx[t + kAhead]) >> (shift + kShift));
-          MLBS_PREFETCH(parent);
-          MLBS_PREFETCH(parent + kFanout);
-        }
-        recompute_block(l, static_cast<std::size_t>(idx[t]) >> shift);
-      }
-    }
+    const tree::Levels t = view();
+    tree::on_active_paths([&](auto paths) { decltype(paths)::recompute_ancestors(t, idx, k, total_); });
   }
 
-  // Child of a block (values v, prefix sums p) that the residual mass u falls in; updates u.
-  static std::size_t choose_child(const double* v, const double* p, double& u) {
-    std::size_t j = count_at_most8(p, u);
-    if (j == kFanout) {
-      j = kFanout - 1;
-      while (!(std::fabs(v[j]) > 0.0)) --j;
-      u = 0.5 * std::fabs(v[j]);
-      return j;
-    }
-    // u -= P_{j-1} (0 for j = 0) without a branch: a mispredicted one (1 walk in 8) would
-    // flush the walks running ahead in the out-of-order window. The bits of P_{j-1} are cleared
-    // for j = 0 by an integer mask (compilers turn a multiply by (j > 0) back into a branch).
-    std::uint64_t bits;
-    std::memcpy(&bits, p + ((j + kFanout - 1) & (kFanout - 1)), sizeof bits);
-    bits &= std::uint64_t(0) - static_cast<std::uint64_t>(j > 0);
-    double below;
-    std::memcpy(&below, &bits, sizeof below);
-    u -= below;
-    return j;
-  }
-
-  // Child of a leaf block: its prefix sums computed on the spot.
-  static std::size_t choose_leaf(const double* v, double& u) {
-    alignas(64) double p[kFanout];
-    block_prefix(v, p);
-    return choose_child(v, p, u);
-  }
-
-  // m <= kGroup independent draws, walked down the tree together, one level at a time.
+  // m <= kGroup independent draws, walked down the tree together (tree_paths.inc).
   void walk_group(std::size_t m, std::int64_t* out) {
     double u[kGroup];
-    std::size_t node[kGroup];
-    for (std::size_t g = 0; g < m; ++g) {
-      u[g] = rng_.uniform() * total_;
-      node[g] = 0;
-    }
-    for (std::size_t l = upper_.size(); l-- > 0;) {
-      const double* level = upper_[l].data();
-      for (std::size_t g = 0; g < m; ++g) {
-        const double* r = level + node[g] * kRecord;
-        node[g] = (node[g] << kShift) + choose_child(r, r + kFanout, u[g]);
-        MLBS_PREFETCH(l > 0 ? upper_[l - 1].data() + node[g] * kRecord + kFanout : leaf_block(node[g]));
-      }
-    }
-    for (std::size_t g = 0; g < m; ++g)
-      out[g] = static_cast<std::int64_t>((node[g] << kShift) + choose_leaf(leaf_block(node[g]), u[g]));
+    for (std::size_t g = 0; g < m; ++g) u[g] = rng_.uniform() * total_;
+    const tree::Levels t = view();
+    tree::on_active_paths([&](auto paths) { decltype(paths)::walk_group(t, m, u, out); });
   }
 
   void unmark(const std::int64_t* items, std::size_t count) {
