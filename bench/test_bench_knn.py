@@ -35,3 +35,15 @@ def test_ivf_weights(benchmark, data):
     X, Y = data
     res = benchmark(imbalance_weights, X, Y, 5, method="ivf")
     assert res.w.shape == (X.shape[0],)
+
+
+def test_benchmark_configuration_reports_recall_and_memory():
+    from knn_weights import run_one
+
+    r = run_one({"kind": "unclustered", "n": 3000, "d": 16, "k": 5, "method": "ivf", "check_queries": 500})
+    assert r["recall_queries"] == 1000 and r["check_queries"] == 500
+    assert abs(r["recall_reported"] - r["recall_check"]) < 0.05  # two independent samples of the same recall
+    assert r["low_recall_warning"] == (r["recall_reported"] < 0.95)
+    assert r["peak_rss_mb"] >= r["peak_rss_data_mb"] > 0 and r["wall_s"] > 0
+    exact = run_one({"kind": "clustered", "n": 2000, "d": 16, "k": 5, "method": "exact", "check_queries": 500})
+    assert exact["recall_reported"] == 1.0 and exact["recall_queries"] == 0 and "recall_check" not in exact
