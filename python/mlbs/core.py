@@ -103,6 +103,18 @@ def checked_indices(indices, n: int) -> np.ndarray:
     return idx
 
 
+def _float_vector(a, name: str, n: int | None = None, *, writable: bool = False) -> int:
+    """Length of ``a``, a C-contiguous float64 vector (writable if asked) of length ``n`` if given."""
+    if not (isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype == np.float64 and a.flags.c_contiguous):
+        raise TypeError(f"{name} must be a C-contiguous float64 vector, got {type(a).__name__} "
+                        f"{getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}")
+    if writable and not a.flags.writeable:
+        raise ValueError(f"{name} must be writable")
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"{name} must have length {n}, got {a.shape[0]}")
+    return a.shape[0]
+
+
 def _checked_table(a, name: str, shape: tuple, dtypes) -> np.ndarray:
     """A writable C-contiguous array of the given shape and one of the given dtypes."""
     if not isinstance(a, np.ndarray):
@@ -212,10 +224,10 @@ def observe_quantized(table: np.ndarray, weights: np.ndarray, indices, losses, *
 
     Parameters
     ----------
-    table, weights : (n,) float64 arrays; ``table`` is updated in place.
+    table, weights : (n,) C-contiguous float64 arrays; ``table`` is updated in place.
     indices : (m,) int array in [0, n).
-    losses : (m,) float array, finite and >= 0 (checked by the caller: a NaN would give a NaN
-        weight, which the index refuses).
+    losses : (m,) C-contiguous float64 array, finite and >= 0 (checked by the caller: a NaN would
+        give a NaN weight, which the index refuses).
     table_max : float
         max(table) before the batch, >= 0.
     argmax : int
@@ -223,20 +235,14 @@ def observe_quantized(table: np.ndarray, weights: np.ndarray, indices, losses, *
     pressure : float
         s > 1.
     """
-    if not isinstance(table, np.ndarray) or table.ndim != 1:
-        raise TypeError("table must be a one-dimensional float64 array")
-    n = _checked_table(table, "table", table.shape, (np.float64,)).shape[0]
-    w = np.ascontiguousarray(weights, dtype=np.float64)
-    if w.shape != (n,):
-        raise ValueError(f"weights must have shape ({n},), got {w.shape}")
+    n = _float_vector(table, "table", writable=True)
+    _float_vector(weights, "weights", n)
     idx = checked_indices(indices, n)
-    loss = np.ascontiguousarray(losses, dtype=np.float64)
-    if loss.shape != idx.shape:
-        raise ValueError(f"losses must have shape {idx.shape}, got {loss.shape}")
+    _float_vector(losses, "losses", idx.size)
     if not 0 <= int(argmax) < n:
         raise IndexError(f"argmax {argmax} is out of range for {n}")
     if not (math.isfinite(table_max) and table_max >= 0.0):
         raise ValueError(f"table_max must be finite and >= 0, got {table_max!r}")
     if not (math.isfinite(pressure) and pressure > 1.0):
         raise ValueError(f"selection pressure must be a finite number > 1, got {pressure!r}")
-    return _core._observe_quantized(table, w, idx, loss, float(table_max), int(argmax), float(pressure))
+    return _core._observe_quantized(table, weights, idx, losses, float(table_max), int(argmax), float(pressure))
