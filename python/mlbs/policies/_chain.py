@@ -23,16 +23,15 @@ enumerating D_c \\ Sel (O(|D_c|)). Global draws reject the samples of Sel the sa
 finished by enumerating all samples. Expected cost of a batch of m: O(m |L_c| log nnz(Y)).
 
 Same draws as the compiled index. The kernels walk the trees of the two
-:class:`mlbs.WeightedIndex` objects in place, reading their storage through its addresses
-(``WeightedIndex._level_addresses()``; no copy, and one compiled kernel for every tree depth),
+:class:`mlbs.WeightedIndex` objects in place, reading their storage at its addresses
+(``WeightedIndex._level_addresses()``: no copy, and one compiled kernel for every tree depth),
 with the arithmetic of the index's ``locate`` and ``prefix``: block prefix sums added in the same
 fixed order, the same child chosen at every level. Their uniforms come from the sample index's
-own generator, xoshiro256** (Blackman & Vigna 2021, "Scrambled linear pseudorandom number
-generators", ACM Trans. Math. Softw. 47(4)), reproduced here on 64-bit unsigned integers: its
-state is read before a batch and written back after it, so the index's later draws continue the
-same stream, and a seed gives the batches the chain gave when it was compiled C++. The uniforms
-are not drawn by the core ahead of time because how many a batch consumes depends on its
-rejections, known only while it is drawn. Like every use of one index, a draw must not run
+own generator, xoshiro256** (Blackman & Vigna 2021), reproduced here on 64-bit unsigned
+integers: its state is read before a batch and written back after it, so the index's later draws
+continue the same stream, and a seed gives the batches that the former C++ chain gave. The
+uniforms are not drawn by the core ahead of time because how many a batch consumes depends on
+its rejections, known only while it is drawn. Like every use of an index, a draw must not run
 while another thread uses the same indexes.
 """
 
@@ -52,6 +51,7 @@ __all__ = ["ChainGraph", "draw_chain", "MAX_TRIES"]
 MAX_TRIES = 64  # rejections in a row before a step is finished by enumeration
 _FANOUT = 8     # children per block of the index's tree
 _RECORD = 16    # doubles per block record of an upper level: 8 values, then their prefix sums
+_GRAPH_ARRAYS = ("seed_label", "related_ptr", "related", "posting_ptr", "posting_item", "label_ptr", "label_of")
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,9 @@ class ChainGraph:
     (the (label, sample) pairs in label order); ``label_ptr``/``label_of``: the labels of every
     sample. Pointers start at 0, never decrease and end at their array's length.
 
-    The arrays are views into one private buffer, which the kernel receives whole: a call with
-    one array argument instead of seven read-only ones (Numba's dispatcher types a read-only array
-    on its slow path, about a microsecond each).
+    The seven arrays are read-only views into one buffer, ``packed``, which the kernel receives
+    whole with their ``bounds``: two arguments instead of seven (Numba's dispatcher types a
+    read-only array on its slow path, about a microsecond each).
     """
 
     seed_label: np.ndarray
@@ -91,23 +91,19 @@ class ChainGraph:
             raise ValueError("the posting lists and the sample label lists must hold the same pairs")
         if n and (self.seed_label.min() < -1 or self.seed_label.max() >= q):
             raise ValueError(f"seed labels must be in [-1, {q})")
-        names = _GRAPH_ARRAYS
-        arrays = [np.asarray(getattr(self, name), dtype=np.int64) for name in names]
-        bounds = np.concatenate([[0], np.cumsum([a.size for a in arrays])]).astype(np.int64)
-        packed = np.concatenate(arrays).astype(np.int64)
+        arrays = [np.asarray(getattr(self, name), dtype=np.int64) for name in _GRAPH_ARRAYS]
+        bounds = np.cumsum([0] + [a.size for a in arrays], dtype=np.int64)
+        packed = np.concatenate(arrays)
+        packed.flags.writeable = bounds.flags.writeable = False
         object.__setattr__(self, "packed", packed)
         object.__setattr__(self, "bounds", bounds)
-        for name, lo, hi in zip(names, bounds[:-1], bounds[1:]):
-            view = packed[lo:hi]
-            view.flags.writeable = False
-            object.__setattr__(self, name, view)
+        for name, lo, hi in zip(_GRAPH_ARRAYS, bounds[:-1], bounds[1:]):
+            object.__setattr__(self, name, packed[lo:hi])
 
     @classmethod
     def of(cls, **arrays) -> "ChainGraph":
         return cls(**{k: np.ascontiguousarray(v, dtype=np.int64) for k, v in arrays.items()})
 
-
-_GRAPH_ARRAYS = ("seed_label", "related_ptr", "related", "posting_ptr", "posting_item", "label_ptr", "label_of")
 
 
 # -- xoshiro256** ------------------------------------------------------------------------------
