@@ -221,3 +221,9 @@ def test_fingerprint_tells_states_apart():
     c = make("adaptive", Y)
     run(c, 3, Y.shape[1], stop_after=20)
     assert c.fingerprint() != a.fingerprint()
+
+
+def test_warmup_defaults_to_the_policys():
+    Y = labels()
+    assert BatchSelector(Adaptive(Y, weights=np.ones(250)), 32).warmup_epochs == Adaptive.warmup_epochs
+    assert BatchSelector(Hard(Y), 32, warmup_epochs=0).warmup_epochs == 0

@@ -70,21 +70,24 @@ class BatchSelector:
     policy : Policy
     batch_size : int
         B, at most the number of samples.
-    warmup_epochs : int
-        gamma >= 0 (default 3, Zhou et al. 2024's).
+    warmup_epochs : int, optional
+        gamma >= 0. Default: the policy's ``warmup_epochs``, the warm-up of its method's paper
+        (3 for Adaptive, Zhou et al. 2024).
     warmup_order : {"shuffle", "sequential"}
     batch_sizes : {"partial_last", "all_full"}
     seed : int
         Seed of the warm-up and Random permutations (epoch e uses the stream (seed, e)).
     """
 
-    def __init__(self, policy: Policy, batch_size: int, *, warmup_epochs: int = 3,
+    def __init__(self, policy: Policy, batch_size: int, *, warmup_epochs: int | None = None,
                  warmup_order: str = "shuffle", batch_sizes: str = "partial_last", seed: int = 0):
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be an mlbs Policy, got {type(policy).__name__}")
         if not 1 <= int(batch_size) <= policy.n:
             raise ValueError(f"batch_size must be between 1 and the number of samples ({policy.n}), "
                              f"got {batch_size}")
+        if warmup_epochs is None:
+            warmup_epochs = policy.warmup_epochs
         if int(warmup_epochs) < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         if warmup_order not in WARMUP_ORDERS:
