@@ -190,6 +190,14 @@ def test_estimate_scales_unmeasured_cells_and_names_unknown_models():
     assert dela_row[3] is None and bill.unknown == 1 and "unknown" in bill.table()
 
 
+def test_shipped_costs_cover_the_mlp_on_every_registered_dataset():
+    from mlbs.data.registry import REGISTRY
+
+    costs = EpochCosts.load()
+    assert set(costs.epoch_s["mlp"]) >= set(REGISTRY)
+    assert all(v > 0 for cells in costs.epoch_s.values() for v in cells.values())
+
+
 def test_dry_run_prints_the_estimate_and_trains_nothing(tmp_path, capsys):
     from mlbs.cli import main
 
