@@ -71,6 +71,16 @@ def _worker(rank, world, init_file, out_dir):
             record[remainder] = dict(local=local, length=len(sampler), fingerprint=sampler.selector.fingerprint(),
                                      table=sampler.selector.policy.loss.copy(),
                                      probabilities=sampler.selector.policy.probabilities())
+        # drawing ahead: the same global batches as one process drawing ahead
+        sampler = DistributedBatchSampler(selector(), ahead=2)
+        announced, local = [], []
+        for epoch in range(EPOCHS):
+            sampler.set_epoch(epoch)
+            for ids in sampler:
+                local.append(np.asarray(ids))
+                announced.append([u.copy() for u in sampler.upcoming()])
+                sampler.observe(losses=torch.from_numpy(loss_of(ids)).float(), indices=torch.tensor(ids))
+        record["ahead"] = dict(local=local, announced=announced)
         # checkpoint of a two-process run, for a one-process resume
         sampler = DistributedBatchSampler(selector())
         global_, local = run(sampler, stop=CHECKPOINT_STEP)
@@ -162,3 +172,21 @@ def test_diverged_ranks_are_refused(records):
     for r in records:
         assert r["diverged"] is not None and "ranks [1] differ from rank 0" in r["diverged"]
         assert r["diverged_resume"] is not None and "ranks [1] differ from rank 0" in r["diverged_resume"]
+
+
+def test_drawing_ahead_in_two_processes(records):
+    single = DistributedBatchSampler(selector(), num_replicas=1, rank=0, ahead=2)
+    expected = []
+    for epoch in range(EPOCHS):
+        single.set_epoch(epoch)
+        for ids in single:
+            expected.append(np.asarray(ids))
+            single.observe(losses=torch.from_numpy(loss_of(ids)).float(), indices=torch.tensor(ids))
+    r0, r1 = records[0]["ahead"], records[1]["ahead"]
+    assert len(r0["local"]) == len(expected)
+    for a, b, e in zip(r0["local"], r1["local"], expected):
+        np.testing.assert_array_equal(np.concatenate([a, b]), e)
+    for r in (r0, r1):   # upcoming() announced this rank's next slices
+        for i, upcoming in enumerate(r["announced"]):
+            for k, u in enumerate(upcoming):
+                np.testing.assert_array_equal(u, r["local"][i + 1 + k])
