@@ -128,9 +128,9 @@ def test_window_lengths_match_reference(w, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_a_large_batch_split_over_threads_matches_row_by_row_visits(dtype):
-    """A batch of B q >= 2^16 entries is visited by several threads (on a machine with more than
-    one core); the tables and losses are those of visiting its rows one at a time."""
+def test_a_large_batch_matches_row_by_row_visits(dtype):
+    """A batch of B q >= 2^16 entries in one call: the tables and losses are those of visiting
+    its rows one at a time."""
     rng = np.random.default_rng(13)
     n, q, batch = 900, 256, 300
     Y = sp.csr_matrix((rng.random((n, q)) < 0.02).astype(np.int8))

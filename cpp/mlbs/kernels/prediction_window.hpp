@@ -33,8 +33,8 @@
 // compiler vectorises it; e^x and log1p for logits are the polynomial versions of vector_math.hpp
 // (within 1 and 2 ulp), log and log1p for probabilities glibc's vector functions where available.
 // No software prefetch: measured, it made the pass slower (the hardware prefetchers follow the
-// contiguous rows). A large batch of distinct rows is split into contiguous runs visited by up to
-// four threads (rows are independent, so the results are those of one thread).
+// contiguous rows). The rows are visited on the calling thread: splitting a batch of 1024 x 128
+// entries over threads started per call measured no faster than one thread (docs/benchmarks.md).
 #pragma once
 
 #include <algorithm>
@@ -42,11 +42,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <thread>
 #include <type_traits>
-#include <vector>
 
-#include "mlbs/structures/index_set.hpp"
 #include "mlbs/kernels/vector_math.hpp"
 
 namespace mlbs {
@@ -301,16 +298,6 @@ double visit_row(const WindowTables<W, T>& tab, std::size_t i, const Real* out, 
          static_cast<double>(q);
 }
 
-// Threads for a batch of m rows of q labels: one per kEntriesPerThread entries, at most
-// kMaxThreads and the hardware's count (starting a thread costs tens of microseconds).
-constexpr std::size_t kEntriesPerThread = std::size_t{1} << 15;
-constexpr std::size_t kMaxThreads = 4;
-
-inline std::size_t thread_count(std::size_t m, std::size_t q) {
-  const std::size_t hardware = std::max<std::size_t>(1, std::thread::hardware_concurrency());
-  return std::max<std::size_t>(1, std::min({m, m * q / kEntriesPerThread, kMaxThreads, hardware}));
-}
-
 }  // namespace window_detail
 
 // One visit of each of the m samples rows[r] with outputs out[r q .. (r + 1) q) (row-major,
@@ -336,26 +323,11 @@ bool visit_prediction_window(const WindowTables<W, T>& tab, const std::int64_t* 
       previous = col;
     }
   }
-  auto visit_rows = [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t r = lo; r < hi; ++r) {
-      const auto i = static_cast<std::size_t>(rows[r]);
-      sample_loss[r] = window_detail::visit_row(tab, i, out + r * tab.q, cols + indptr[i],
-                                                static_cast<std::size_t>(indptr[i + 1] - indptr[i]), logits);
-    }
-  };
-  const std::size_t parts = window_detail::thread_count(m, tab.q);
-  if (parts < 2 || has_repeats(rows, m)) {
-    visit_rows(0, m);
-    return true;
+  for (std::size_t r = 0; r < m; ++r) {
+    const auto i = static_cast<std::size_t>(rows[r]);
+    sample_loss[r] = window_detail::visit_row(tab, i, out + r * tab.q, cols + indptr[i],
+                                              static_cast<std::size_t>(indptr[i + 1] - indptr[i]), logits);
   }
-  // Distinct rows touch disjoint table rows: contiguous runs of them go to separate threads, and
-  // every result is the one of the sequential loop.
-  std::vector<std::thread> helpers;
-  helpers.reserve(parts - 1);
-  for (std::size_t t = 1; t < parts; ++t)
-    helpers.emplace_back(visit_rows, t * m / parts, (t + 1) * m / parts);
-  visit_rows(0, m / parts);
-  for (auto& h : helpers) h.join();
   return true;
 }
 
