@@ -1,7 +1,8 @@
 // Binding of the per-batch kernels of the policies (cpp/mlbs/kernels/): internal functions
-// called by mlbs.core, which checks their arguments first. Every index that reaches a kernel is
-// also checked here against the length of the array it indexes, so that a wrong call raises
-// instead of reading or writing out of bounds.
+// called by mlbs.core, which checks their arguments first. The sample indices given to a kernel
+// are also checked here against the number of rows they index (and the label arrays by the
+// prediction window's kernel), so that a wrong call raises instead of reading or writing out of
+// bounds; _draw_chain checks only the lengths of its graph arrays, which mlbs.core builds.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
