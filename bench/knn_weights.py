@@ -13,9 +13,9 @@ and reports
   (``faiss.knn``), counted by :func:`mlbs.statistics.neighbors.sample_recall`;
 * the nprobe chosen by the tuning and its trail of (nprobe, tuning recall);
 * peak resident memory (``ru_maxrss`` of the subprocess: it sees FAISS's
-  allocations, which ``tracemalloc`` does not), and the peak reached by the
-  data generation alone before the search, so the difference bounds what the
-  search added;
+  allocations, which ``tracemalloc`` does not), the peak reached by the data
+  generation alone and the memory resident just before the search (when the
+  peak exceeds the former, peak minus the latter is what the search added);
 * whether a :class:`~mlbs.statistics.neighbors.LowRecallWarning` was issued;
 * the load average of the machine before and after.
 
@@ -82,8 +82,11 @@ def mixture(n: int, d: int, components: int = 128, q: int = 100, seed: int = 0):
 def _labels(rng, comp, components, q):
     base = 0.3 / np.arange(1, q + 1) ** 0.8
     boost = rng.gamma(0.5, 2.0, size=(components, q))
-    p = np.clip(base[None, :] * boost[comp], 0, 0.95)
-    return sp.csr_matrix((rng.random((comp.size, q)) < p).astype(np.int8))
+    blocks = []
+    for s in range(0, comp.size, 20_000):  # in blocks, so that the dense (rows, q) draws stay small
+        p = np.clip(base[None, :] * boost[comp[s:s + 20_000]], 0, 0.95)
+        blocks.append(sp.csr_matrix((rng.random(p.shape) < p).astype(np.int8)))
+    return sp.vstack(blocks, format="csr")
 
 
 def dataset(kind: str, n: int, d: int, seed: int = 1):
@@ -113,6 +116,8 @@ def run_one(cfg: dict) -> dict:
 
     X, Y = dataset(cfg["kind"], cfg["n"], cfg["d"])
     peak_data = _rusage_mb()
+    with open("/proc/self/statm") as f:  # resident now (pages), before the search
+        rss_before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     options = {"exact": {"method": "exact"}, "flat": {"method": "exact", "flat_max_rows": cfg["n"]},
                "auto": {}, "ivf": {"method": "ivf"}, "hnsw": {"method": "hnsw"}}[cfg["method"]]
     ru0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -128,7 +133,8 @@ def run_one(cfg: dict) -> dict:
                faiss_threads=faiss.omp_get_max_threads(), recall_reported=nb.recall,
                recall_queries=nb.recall_queries,
                low_recall_warning=any(issubclass(w.category, LowRecallWarning) for w in caught),
-               peak_rss_mb=peak, peak_rss_data_mb=peak_data, minority_labels=int(res.minority.size))
+               peak_rss_mb=peak, peak_rss_data_mb=peak_data, rss_before_search_mb=rss_before,
+               minority_labels=int(res.minority.size))
     if cfg["check_queries"] and nb.method != "exact":
         Xf = prepare_features(X)
         rows = np.sort(np.random.default_rng(12345).choice(cfg["n"], min(cfg["check_queries"], cfg["n"]),
@@ -158,7 +164,8 @@ def describe(r: dict) -> str:
     return (f"[{r['kind']} n={r['n']} d={r['d']} {r['method']}->{r['knn_method']} {knobs}] "
             f"wall {r['wall_s']:.1f} s, cpu {r['cpu_s']:.1f} s; recall {r['recall_reported']:.4f} "
             f"(reported, {r['recall_queries']} queries){check}; warned: {r['low_recall_warning']}; "
-            f"peak RSS {r['peak_rss_mb']:.0f} MB (data alone {r['peak_rss_data_mb']:.0f} MB); "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB (data generation {r['peak_rss_data_mb']:.0f} MB, "
+            f"resident before the search {r['rss_before_search_mb']:.0f} MB); "
             f"load {r['loadavg_before'][0]:.1f} -> {r['loadavg_after'][0]:.1f}")
 
 
