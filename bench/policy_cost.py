@@ -12,7 +12,16 @@ the training step computed anyway:
 - ``numpy-adaptive``: what the reference code does per batch, recompute the quantized
   distribution of all n samples and call ``Generator.choice(n, B, replace=False, p=...)``.
 
-Usage: ``python bench/policy_cost.py [--sizes 10000 1000000] [--json PATH]``.
+Drift: Adaptive under losses drifting upward, side by side for ``max_reference="exact"`` and
+``"geometric"``. Each sample has a base loss b_i = u_i / w_i, u_i uniform in [0.5, 1.5], observed
+in the warm-up (the weighted losses w_i b_i have a dense top, so the samples drawn keep raising
+the maximum); a visit at batch t observes b_i (1 + drift)^t (drift 0.05% per batch by default).
+Per batch (draw + observe of the losses): median, mean and rebuilds; for the geometric mode also
+its distance to the exact definition on the same table, every 50 batches: the total variation
+distance between its P and eqs. 6-7's, and the largest ratio max(P_i / P*_i, P*_i / P_i).
+
+Usage: ``python bench/policy_cost.py [--sizes 10000 1000000] [--drift-batches 300] [--skip-policies]
+[--json PATH]``.
 """
 
 from __future__ import annotations
@@ -107,10 +116,41 @@ def measure(name, Y, w, batches, observe="logits", seed=1):
             "rebuilds": int(getattr(policy, "rebuilds", 0) - rebuilds0)}
 
 
+def measure_drift(Y, w, mode, batches, drift, seed=1):
+    n = Y.shape[0]
+    rng = np.random.default_rng(seed)
+    policy = Adaptive(Y, weights=w, pressure=PRESSURE, max_reference=mode)
+    base = rng.uniform(0.5, 1.5, n) / w
+    policy.observe(np.arange(n), losses=base)
+    policy.start_selection()
+    policy.draw(BATCH)  # the kernels compiled or loaded before the timing
+    rebuilds0 = policy.rebuilds
+    times, tv, ratio = [], [], []
+    for t in range(1, batches + 1):
+        t0 = time.perf_counter()
+        idx = policy.draw(BATCH)
+        policy.observe(idx, losses=base[idx] * (1.0 + drift) ** t)
+        times.append(time.perf_counter() - t0)
+        if mode == "geometric" and (t % 50 == 0 or t == batches):  # not timed: O(n)
+            p = policy.probabilities()
+            exact = quantized_by_max(policy.table, policy.table.max(), n, PRESSURE)
+            exact /= exact.sum()
+            tv.append(0.5 * float(np.abs(p - exact).sum()))
+            ratio.append(float(np.maximum(p / exact, exact / p).max()))
+    times = np.array(times) * 1e6
+    return {"policy": f"adaptive-{mode}", "scenario": "drift", "drift_per_batch": drift, "n": n, "batch": BATCH,
+            "us_per_batch_median": float(np.median(times)), "us_per_batch_mean": float(times.mean()),
+            "batches": batches, "rebuilds": int(policy.rebuilds - rebuilds0),
+            "max_total_variation": max(tv, default=0.0), "max_probability_ratio": max(ratio, default=1.0)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10**4, 10**6])
     parser.add_argument("--batches", type=int, default=2000)
+    parser.add_argument("--drift-batches", type=int, default=300)
+    parser.add_argument("--drift", type=float, default=5e-4, help="upward drift of the losses per batch")
+    parser.add_argument("--skip-policies", action="store_true", help="only the drift scenario")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rows = []
@@ -118,13 +158,26 @@ def main(argv=None):
     for n in args.sizes:
         Y = synthetic_labels(n, LABELS)
         w = 1.0 + np.random.default_rng(2).exponential(0.05, n)
-        for name in ["random", "hard", "adaptive", "adac", "numpy-adaptive"]:
+        for name in [] if args.skip_policies else ["random", "hard", "adaptive", "adac", "numpy-adaptive"]:
             batches = args.batches if name != "numpy-adaptive" else max(20, min(args.batches, 2 * 10**7 // n))
             for observe in ("logits", "losses"):
                 row = measure(name, Y, w, batches, observe)
                 rows.append(row)
                 print(f"{n:>9} {name:>15} {observe:>7} {row['us_per_batch_median']:>10.1f} "
                       f"{row['us_per_batch_mean']:>10.1f} {row['rebuilds']:>9}", flush=True)
+    print(f"\ndrift {args.drift:.2%} per batch, {args.drift_batches} batches; geometric vs exact definition: "
+          "max total variation distance, max ratio of P_i")
+    print(f"{'n':>9} {'policy':>18} {'median us':>10} {'mean us':>10} {'rebuilds':>9} {'max TV':>9} {'max ratio':>9}")
+    for n in args.sizes:
+        Y = synthetic_labels(n, LABELS)
+        w = 1.0 + np.random.default_rng(2).exponential(0.05, n)
+        for mode in ("exact", "geometric"):
+            row = measure_drift(Y, w, mode, args.drift_batches, args.drift)
+            rows.append(row)
+            distance = (f" {row['max_total_variation']:>9.4f} {row['max_probability_ratio']:>9.4f}"
+                        if mode == "geometric" else "")
+            print(f"{n:>9} {row['policy']:>18} {row['us_per_batch_median']:>10.1f} {row['us_per_batch_mean']:>10.1f} "
+                  f"{row['rebuilds']:>9}{distance}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))

@@ -28,9 +28,13 @@ def run_script(name, argv, monkeypatch):
 
 def test_policy_cost_runs(tmp_path, monkeypatch):
     out = tmp_path / "rows.json"
-    run_script("policy_cost.py", ["--sizes", "2000", "--batches", "3", "--json", str(out)], monkeypatch)
+    run_script("policy_cost.py", ["--sizes", "2000", "--batches", "3", "--drift-batches", "50", "--json", str(out)],
+               monkeypatch)
     rows = json.loads(out.read_text())
-    assert {r["policy"] for r in rows} == {"random", "hard", "adaptive", "adac", "numpy-adaptive"}
+    assert {r["policy"] for r in rows} == {"random", "hard", "adaptive", "adac", "numpy-adaptive", "adaptive-exact",
+                                           "adaptive-geometric"}
+    geometric = next(r for r in rows if r["policy"] == "adaptive-geometric")
+    assert 0 < geometric["max_total_variation"] < 0.05 and 1 < geometric["max_probability_ratio"] < 1.2
     assert all(r["us_per_batch_median"] > 0 for r in rows)
 
 
