@@ -144,16 +144,20 @@ def test_window_visit_refuses_bad_input_and_leaves_the_tables_alone():
 
 # -- observe_bce, scan_losses, outputs_valid: None sends the caller to its naming checks ----------
 
-def test_fast_paths_answer_none_for_anything_off():
+def test_fast_paths_refuse_bad_indices_and_answer_none_for_other_problems():
     Y = core.LabelsCSR.of(labels())
     out = np.zeros((2, 4))
-    assert core.observe_bce([0, 10 ** 9], out, Y) is None
-    assert core.observe_bce([0, -1], out, Y) is None
+    for bad, error in (([0, 10 ** 9], IndexError), ([0, -1], IndexError), ([0.0, 1.0], TypeError)):
+        with pytest.raises(error):
+            core.observe_bce(bad, out, Y)
+        with pytest.raises(error):
+            core.scan_losses(bad, [0.1, 0.2], 6)
     assert core.observe_bce([0, 1], out[:, :3], Y) is None
+    assert core.observe_bce([0, 1], np.asfortranarray(np.zeros((2, 4))), Y) is None
+    assert core.observe_bce([0, 1], np.full((2, 4), np.nan), Y) is None
     with pytest.raises(TypeError, match="LabelsCSR"):
         core.observe_bce([0, 1], out, labels())
     assert core.observe_bce([0, 1], out, Y)[1].shape == (2,)
-    assert core.scan_losses([0, 10 ** 9], [0.1, 0.2], 6) is None
     assert core.scan_losses([0, 1], [0.1], 6) is None
     assert core.scan_losses([0, 1], [0.1, np.nan], 6) is None
     assert core.outputs_valid([[0.0]]) is None and core.outputs_valid(np.array([[np.inf]])) is False

@@ -28,6 +28,9 @@ __all__ = ["WeightedIndex", "RankIndex", "LabelsCSR", "checked_indices", "observ
 WeightedIndex = _core.WeightedIndex
 RankIndex = _core.RankIndex
 
+_WINDOW_CODES = (np.float64, np.float32, np.uint16, np.uint8)
+_TABLE_DTYPES = (np.float64, np.float32)
+
 
 @dataclass(frozen=True)
 class LabelsCSR:
@@ -131,26 +134,30 @@ def _checked_table(a, name: str, shape: tuple, dtypes) -> np.ndarray:
 def observe_bce(indices, outputs, labels: LabelsCSR, *, probabilities: bool = False):
     """Compiled per-sample mean BCE of one batch against the checked labels.
 
-    Returns (indices as int64, losses as float64, whether an index repeats), or None when the
-    batch is not the plain valid case (an index out of range, a shape or dtype off, a non-finite
-    output, a probability outside [0, 1]); the caller then checks it in numpy and names the
+    Raises for indices that are not integers in [0, n) (:func:`checked_indices`). Returns
+    (indices as int64, losses as float64, whether an index repeats), or None when the outputs are
+    not the plain valid case (not a C-contiguous float32/float64 (m, q) array, a non-finite
+    output, a probability outside [0, 1]); the caller then checks them in numpy and names the
     problem (:func:`mlbs.signals.observation.observed_bce`).
     """
     if not isinstance(labels, LabelsCSR):
         raise TypeError(f"labels must be a LabelsCSR, got {type(labels).__name__}")
-    try:
-        return _core._observe_bce(indices, outputs, labels.indptr, labels.indices, labels.q, bool(probabilities))
-    except (TypeError, ValueError):
+    idx = checked_indices(indices, labels.n)
+    if not (isinstance(outputs, np.ndarray) and outputs.shape == (idx.size, labels.q)
+            and outputs.dtype in _TABLE_DTYPES and outputs.flags.c_contiguous):
         return None
+    return _core._observe_bce(idx, outputs, labels.indptr, labels.indices, labels.q, bool(probabilities))
 
 
 def scan_losses(indices, losses, n: int):
-    """(indices as int64, losses as float64, whether an index repeats) when the indices are in
-    [0, n) and the losses finite and >= 0, in one compiled pass; None otherwise."""
-    try:
-        return _core._scan_losses(indices, losses, int(n))
-    except (TypeError, ValueError):
+    """(indices as int64, losses as float64, whether an index repeats) when the losses are
+    finite and >= 0, in one compiled pass; None otherwise (the caller names the problem).
+    Raises for indices that are not integers in [0, n) (:func:`checked_indices`)."""
+    idx = checked_indices(indices, n)
+    loss = np.asarray(losses)
+    if loss.shape != idx.shape or loss.dtype.kind not in "fiu":
         return None
+    return _core._scan_losses(idx, loss, int(n))
 
 
 def outputs_valid(outputs, *, probabilities: bool = False):
@@ -159,10 +166,6 @@ def outputs_valid(outputs, *, probabilities: bool = False):
     if not isinstance(outputs, np.ndarray):
         return None
     return _core._outputs_valid(outputs, bool(probabilities))
-
-
-_WINDOW_CODES = (np.float64, np.float32, np.uint16, np.uint8)
-_TABLE_DTYPES = (np.float64, np.float32)
 
 
 def window_visit(rows, outputs, labels: LabelsCSR, *, tables: dict, logits: bool, alpha: float,
