@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mlbs.policies import AdaC, Adaptive, Hard, Random
-from mlbs.selector import BatchSelector, UnobservedBatchWarning
+from mlbs.selector import BatchSelector, UnobservedBatchWarning, oldest_free_slots
 
 
 def labels(n=250, q=6, seed=0):
@@ -227,3 +227,26 @@ def test_warmup_defaults_to_the_policys():
     Y = labels()
     assert BatchSelector(Adaptive(Y, weights=np.ones(250)), 32).warmup_epochs == Adaptive.warmup_epochs
     assert BatchSelector(Hard(Y), 32, warmup_epochs=0).warmup_epochs == 0
+
+
+def reference_oldest_free_slots(ids, slot_ids):
+    """The obvious loop: each id takes the oldest slot holding it that no earlier id took."""
+    free = {}
+    for s, i in enumerate(slot_ids.tolist()):
+        free.setdefault(i, []).append(s)
+    slot, matched = np.zeros(ids.size, dtype=np.int64), np.zeros(ids.size, dtype=bool)
+    for k, i in enumerate(ids.tolist()):
+        if free.get(i):
+            slot[k], matched[k] = free[i].pop(0), True
+    return slot, matched
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_oldest_free_slots_agrees_with_the_loop(seed):
+    rng = np.random.default_rng(seed)
+    slot_ids = rng.integers(0, 12, size=rng.integers(0, 40))      # ids repeat across batches
+    ids = rng.integers(0, 14, size=rng.integers(0, 25))           # repeats, and ids with no slot
+    got = oldest_free_slots(ids, slot_ids)
+    expected = reference_oldest_free_slots(ids, slot_ids)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[0][got[1]], expected[0][expected[1]])

@@ -214,24 +214,19 @@ class BatchSelector:
                 positions = order[np.searchsorted(o.batch, ids, sorter=order).clip(0, ids.size - 1)]
                 if np.array_equal(o.batch[positions], ids) and np.unique(positions).size == ids.size:
                     return [(k, positions)]
-        free: dict[int, list[tuple[int, int]]] = {}
-        for k, o in enumerate(self._outstanding):
-            for p in np.flatnonzero(~o.seen):
-                free.setdefault(int(o.batch[p]), []).append((k, int(p)))
-        taken: dict[int, list[int]] = {}
-        unmatched = []
-        for i in ids.tolist():
-            slots = free.get(i)
-            if slots:
-                k, p = slots.pop(0)
-                taken.setdefault(k, []).append(p)
-            else:
-                unmatched.append(i)
-        if unmatched:
+        unseen = [np.flatnonzero(~o.seen) for o in self._outstanding]
+        slot_batch = np.repeat(np.arange(len(unseen)), [u.size for u in unseen])
+        slot_pos = np.concatenate(unseen) if unseen else np.zeros(0, dtype=np.int64)
+        slot_ids = (np.concatenate([o.batch[u] for o, u in zip(self._outstanding, unseen)])
+                    if unseen else np.zeros(0, dtype=np.int64))
+        slot, matched = oldest_free_slots(ids, slot_ids)
+        if not matched.all():
+            unmatched = ids[~matched].tolist()
             raise ValueError(f"{len(unmatched)} observed id(s) match no batch handed out and not yet observed: "
                              f"{unmatched[:10]}{'...' if len(unmatched) > 10 else ''} "
                              f"({len(self._outstanding)} batch(es) outstanding)")
-        return [(k, np.asarray(p, dtype=np.int64)) for k, p in taken.items()]
+        batches, positions = slot_batch[slot], slot_pos[slot]
+        return [(int(k), positions[batches == k]) for k in np.unique(batches)]
 
     def _settle(self, claims: list[tuple[int, np.ndarray]]) -> None:
         for k, positions in claims:
@@ -263,6 +258,27 @@ class BatchSelector:
         _feed(digest, [type(self.policy).__name__, self.policy.n, self.batch_size, self.warmup_epochs,
                        self.warmup_order, self.batch_sizes, self.seed, self.state_dict()])
         return int.from_bytes(digest.digest(), "little", signed=True)
+
+
+def oldest_free_slots(ids: np.ndarray, slot_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Match the j-th occurrence of each id in ``ids`` to the j-th slot holding that id.
+
+    ``slot_ids`` lists the free slots oldest first. Returns (slot index per id, whether the id
+    found a slot); an id has none when it occurs more often than its free slots. O((m + s) log s)
+    with two stable sorts: within an id, both sorts keep the original order, so the j-th
+    occurrence meets the j-th oldest slot.
+    """
+    slot_order = np.argsort(slot_ids, kind="stable")
+    sorted_slots = slot_ids[slot_order]
+    id_order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[id_order]
+    occurrence = np.arange(sorted_ids.size) - np.searchsorted(sorted_ids, sorted_ids, side="left")
+    first = np.searchsorted(sorted_slots, sorted_ids, side="left")
+    found = first + occurrence < np.searchsorted(sorted_slots, sorted_ids, side="right")
+    slot, matched = np.zeros(ids.size, dtype=np.int64), np.zeros(ids.size, dtype=bool)
+    matched[id_order] = found
+    slot[id_order[found]] = slot_order[(first + occurrence)[found]]
+    return slot, matched
 
 
 def _feed(digest, value) -> None:
