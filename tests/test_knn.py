@@ -204,15 +204,15 @@ def true_recall(found, exact):
 @pytest.fixture(scope="module")
 def weak_ivf():
     """An IVF search forced to be poor (nprobe = 1 of 16 cells) on unclustered data, and the exact truth."""
-    X = np.random.default_rng(11).standard_normal((800, 8))
+    X = np.random.default_rng(11).standard_normal((600, 8))
     with pytest.warns(LowRecallWarning):
-        nb = nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=800)
+        nb = nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=600)
     return X, nb, knn_reference(X, 5)
 
 
 def test_recall_estimate_on_all_rows_equals_the_true_recall(weak_ivf):
     X, nb, exact = weak_ivf
-    assert nb.recall_queries == 800 and nb.params["nprobe"] == 1
+    assert nb.recall_queries == 600 and nb.params["nprobe"] == 1
     assert nb.recall == pytest.approx(true_recall(nb.indices, exact), abs=1e-12)
     assert 0.2 < nb.recall < 0.9  # the forced approximation is visibly imperfect
 
@@ -232,10 +232,10 @@ def test_low_recall_warns_below_the_threshold_and_not_above(weak_ivf):
 
     X, nb, _ = weak_ivf
     with pytest.warns(LowRecallWarning, match="recall@5"):
-        nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=800, min_recall=nb.recall + 0.01)
+        nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=600, min_recall=nb.recall + 0.01)
     with warnings.catch_warnings():
         warnings.simplefilter("error", LowRecallWarning)
-        again = nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=800,
+        again = nearest_neighbors(X, 5, method="ivf", nlist=16, nprobe=1, recall_sample=600,
                                   min_recall=nb.recall - 0.01)
     assert again.recall == nb.recall
     assert RECALL_THRESHOLD == 0.95
@@ -286,8 +286,8 @@ def test_sample_recall_counts_ties_as_hits():
 def test_pruned_search_in_small_blocks_equals_brute_force():
     from mlbs.statistics.neighbors import _pruned_exact_search
 
-    X = prepare_features(clustered(2500, 6, seed=7, components=3))
-    Db, Ib = _pruned_exact_search(X, 6, 0, block_elements=64)[:2]
+    X = prepare_features(clustered(1200, 6, seed=7, components=3))
+    Db, Ib = _pruned_exact_search(X, 6, 0, block_elements=300)[:2]
     Dr, Ir = _pruned_exact_search(X, 6, 0)[:2]
     np.testing.assert_array_equal(Ib, Ir)
     np.testing.assert_array_equal(Db, Dr)
