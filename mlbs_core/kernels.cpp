@@ -22,6 +22,23 @@
 #include "mlbs/structures/weighted_index.hpp"
 
 namespace mlbs::binding {
+namespace {
+
+// Whether the CSR label rows of the given samples lie inside cols[0, nnz) and name labels in
+// [0, q): O(labels of the batch), before a kernel reads them.
+template <class Index>
+bool label_rows_in_bounds(const Index* indptr, const Index* cols, std::size_t nnz, const std::int64_t* rows,
+                          std::size_t m, std::int64_t q) {
+  for (std::size_t r = 0; r < m; ++r) {
+    const auto lo = static_cast<std::int64_t>(indptr[rows[r]]), hi = static_cast<std::int64_t>(indptr[rows[r] + 1]);
+    if (lo < 0 || lo > hi || static_cast<std::uint64_t>(hi) > nnz) return false;
+    for (std::int64_t e = lo; e < hi; ++e)
+      if (cols[e] < 0 || static_cast<std::int64_t>(cols[e]) >= q) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 void bind_kernels(py::module_& m) {
   m.def(
@@ -70,7 +87,7 @@ void bind_kernels(py::module_& m) {
         const std::int64_t n = indptr.size() - 1;
         if (out.ndim() != 2 || !(out.flags() & py::array::c_style) || out.shape(0) != idx.size() ||
             out.shape(1) != q || q < 1 || indptr.ndim() != 1 || !(indptr.flags() & py::array::c_style) ||
-            !(cols.flags() & py::array::c_style) || !cols.dtype().is(indptr.dtype()) ||
+            cols.ndim() != 1 || !(cols.flags() & py::array::c_style) || !cols.dtype().is(indptr.dtype()) ||
             !all_in_range(idx.data(), m, n))
           return py::none();
         FloatArray loss(idx.size());
@@ -80,6 +97,7 @@ void bind_kernels(py::module_& m) {
           const auto* z = static_cast<const Real*>(out.data());
           const auto* ptr = static_cast<const Index*>(indptr.data());
           const auto* col = static_cast<const Index*>(cols.data());
+          if (!label_rows_in_bounds(ptr, col, static_cast<std::size_t>(cols.size()), idx.data(), m, q)) return false;
           thread_local std::vector<Real> scratch;
           py::gil_scoped_release nogil;
           return mlbs::per_sample_bce_csr(z, m, static_cast<std::size_t>(q), idx.data(), ptr, col,
@@ -98,8 +116,8 @@ void bind_kernels(py::module_& m) {
       },
       "Internal: (indices as int64, per-sample mean BCE as float64, whether an index repeats) for "
       "a batch of float32/float64 logits or probabilities against CSR labels (indptr, cols) with "
-      "n = len(indptr) - 1 rows (see cpp/mlbs/bce.hpp); None when any input is off (out-of-range "
-      "index, wrong shape or dtype, non-finite output, probability outside [0, 1]): "
+      "n = len(indptr) - 1 rows (see cpp/mlbs/kernels/bce.hpp); None when any input is off (out-of-range "
+      "index or label, wrong shape or dtype, non-finite output, probability outside [0, 1]): "
       "mlbs.losses.observed_bce then names the problem.");
   m.def(
       "_window_visit",
@@ -175,7 +193,7 @@ void bind_kernels(py::module_& m) {
         return sample_loss;
       },
       "Internal: one batch of visits of mlbs.policies.signals.PredictionWindow (see "
-      "cpp/mlbs/prediction_window.hpp): updates window, count, E and, when tracked, phi and loss in "
+      "cpp/mlbs/kernels/prediction_window.hpp): updates window, count, E and, when tracked, phi and loss in "
       "place; returns the per-sample mean BCE (float64). Rows are visited in order.");
   m.def(
       "_observe_quantized",
@@ -199,7 +217,7 @@ void bind_kernels(py::module_& m) {
         if (moved) return py::none();
         return std::move(omega);
       },
-      "Internal: one batch of Adaptive observations (see cpp/mlbs/quantized.hpp); None when the "
+      "Internal: one batch of Adaptive observations (see cpp/mlbs/kernels/quantized.hpp); None when the "
       "maximum moved, else the new weights of the visited samples. Inputs are checked by the caller.");
 }
 

@@ -192,7 +192,7 @@ Notes
 An 8-ary tree: the fp64 weights in order, and above them blocks of 8 sums with their prefix
 sums, about 10.3 bytes per item in all. Sums are
 recomputed from their children in a fixed order, so the tree never drifts and the same weights
-always give the same tree. See cpp/mlbs/weighted_index.hpp. Bulk calls release the GIL, so
+always give the same tree. See cpp/mlbs/structures/weighted_index.hpp. Bulk calls release the GIL, so
 one index must not be used from several threads at once (give each thread its own, or a lock).
 )doc");
   bind_items<mlbs::WeightedIndex, &mlbs::WeightedIndex::copy_weights>(
