@@ -277,10 +277,10 @@ one index must not be used from several threads at once (give each thread its ow
   wi.def(
       "_level_addresses",
       [](const py::handle& self) {
-        const auto& index = self.cast<const mlbs::WeightedIndex&>();
-        IndexArray out(static_cast<py::ssize_t>(index.level_count()));
-        for (std::size_t l = 0; l < index.level_count(); ++l)
-          out.mutable_data()[l] = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(index.level_data(l)));
+        Weighted index(self);
+        IndexArray out(static_cast<py::ssize_t>(index->level_count()));
+        for (std::size_t l = 0; l < index->level_count(); ++l)
+          out.mutable_data()[l] = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(index->level_data(l)));
         return out;
       },
       "Internal: the address of each level of the tree's storage, the leaves (padded to blocks of 8) "

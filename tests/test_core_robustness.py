@@ -265,7 +265,7 @@ CALLS = {
         "len(obj)", "obj.weights()", "obj.assign([1.0])", "obj.update([0], [1.0])", "obj.draw(1)",
         "obj.draw_distinct(1)", "obj.total()", "obj.nonzero()", "obj.memory_bytes()", "obj.weight(0)",
         "obj.prefix([0])", "obj.locate([0.0])", "obj.probabilities()", "obj.rng_state",
-        "setattr(obj, 'rng_state', (1, 2, 3, 4))", "obj.seed(1)", "pickle.dumps(obj)",
+        "setattr(obj, 'rng_state', (1, 2, 3, 4))", "obj.seed(1)", "pickle.dumps(obj)", "obj._level_addresses()",
     ],
     "RankIndex": [
         "len(obj)", "obj.scores()", "obj.assign([1.0])", "obj.update([0], [1.0])", "obj.draw(1, 2.0)",
