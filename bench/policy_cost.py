@@ -142,7 +142,8 @@ def measure_drift(Y, w, mode, batches, drift, seed=1):
     times = np.array(times) * 1e6
     return {"policy": f"adaptive-{mode}", "scenario": "drift", "drift_per_batch": drift, "n": n, "batch": BATCH,
             "us_per_batch_median": float(np.median(times)), "us_per_batch_mean": float(times.mean()),
-            "cpu_us_per_batch_mean": 1e6 * cpu / batches, "batches": batches, "rebuilds": int(policy.rebuilds - rebuilds0),
+            "cpu_us_per_batch_mean": 1e6 * cpu / batches, "batches": batches,
+            "rebuilds": int(policy.rebuilds - rebuilds0),
             "max_total_variation": max(tv, default=0.0), "max_probability_ratio": max(ratio, default=1.0)}
 
 
