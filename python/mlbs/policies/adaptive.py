@@ -42,22 +42,23 @@ class Adaptive(Policy):
     training proceeds).
 
     Drifting losses. When losses rise from batch to batch, the samples drawn (those of high loss)
-    keep raising L_max, and nearly every batch rebuilds: O(N) per batch. ``max_reference=
-    "geometric"`` bounds that cost by quantizing against a reference R instead of L_max,
+    keep raising L_max, and many batches rebuild (4 in 10 in the drift trace of
+    docs/benchmarks.md): O(N) per batch. ``max_reference="geometric"`` bounds that cost by
+    quantizing against a reference R instead of L_max,
 
         R = g^k, k = min{k integer : g^k >= L_max},  Q_i = ceil(N L_i / R) in [0, N],
 
     g = ``REFERENCE_GROWTH`` = 2^(1/8). L_max is still followed exactly (O(m) per batch; an O(N)
     scan when the sample holding it falls), but the N weights are rebuilt only when R changes,
     i.e. when L_max crosses a power of g: at most log_g(L_end / L_start) + 1 rebuilds while L_max
-    grows from L_start to L_end, and never more than the exact mode's. The cost is a change of
-    the distribution: with L_max / R in (1/g, 1], the largest level is N L_max / R instead of N
-    (the top weight s^(L_max/R) instead of s, an effective pressure down to s^(1/g)), and each
-    Q_i moves by at most N (1 - L_max/R) + 1: every P_i is within a factor M = s^(1 - 1/g + 1/N)
-    of the exact one (M = 1.19 at s = 8) and the total variation distance is at most
-    (sqrt(M) - 1) / (sqrt(M) + 1) (0.043 at s = 8); measured values are in docs/benchmarks.md.
-    The default ``"exact"`` is the definition of Zhou et al. 2024 (R = L_max), which the
-    experiments use.
+    grows from L_start to L_end, and on the same observations never more than the exact mode's.
+    The cost is a change of the distribution: with L_max / R in (1/g, 1], the largest level is
+    N L_max / R instead of N (the top weight s^(L_max/R) instead of s, an effective pressure down
+    to s^(1/g)), and each Q_i moves by at most N (1 - L_max/R) + 1: every P_i is within a factor
+    M = s^(1 - 1/g + 1/N) of the exact one (M = 1.19 at s = 8) and the total variation distance
+    is at most (sqrt(M) - 1) / (sqrt(M) + 1) (0.043 at s = 8); measured values are in
+    docs/benchmarks.md. The default ``"exact"`` is the definition of Zhou et al. 2024
+    (R = L_max), which the experiments use.
 
     Parameters
     ----------
