@@ -8,6 +8,9 @@ import numpy.typing as npt
 
 #: The compiler flags the extension was built with.
 build_flags: str
+#: The instruction set the weighted index's inner loops use: "avx512", "avx2" or "baseline"
+#: (chosen at import from the CPU; MLBS_FORCE_BASELINE=1 forces "baseline").
+isa: str
 
 class WeightedIndex:
     def __init__(self, n: int, *, seed: int | None = None) -> None: ...
