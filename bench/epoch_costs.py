@@ -7,7 +7,8 @@ the per-epoch evaluation) and of the run's setup (data, folds, model). For each 
 its sampler adds to an epoch after the warm-up (its cumulative sampler time over the selective
 epochs, less Random's) and the seconds of building its policy. A first, untimed run loads and
 compiles what every run shares, so that no cell pays for it. The figures are merged into
-``python/mlbs/experiments/epoch_costs.json`` (cells not measured now are kept).
+``python/mlbs/experiments/epoch_costs.json`` (cells not measured now are kept), with the machine's
+load average when the measurement started: figures taken on a busy machine are upper bounds.
 
 Usage::
 
@@ -18,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -55,7 +57,8 @@ def main(argv=None) -> int:
     except FileNotFoundError:
         costs = EpochCosts()
     costs.meta = {"threads": 1, "fold": 0, "epochs_measured": args.epochs, "protocol": args.protocol,
-                  "script": "bench/epoch_costs.py"}
+                  "script": "bench/epoch_costs.py", "cpus": os.cpu_count(),
+                  "load_average_at_start": round(os.getloadavg()[0], 1)}
     measure("emotions", args.models[0], "random", 1, args.protocol)  # untimed: loads and compiles what runs share
     for dataset in args.datasets:
         random_sampler = None
