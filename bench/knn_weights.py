@@ -171,7 +171,7 @@ def describe(r: dict) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--kinds", nargs="+", default=["clustered", "unclustered", "isotropic"])
     ap.add_argument("--isotropic-max-n", type=int, default=100_000,
                     help="isotropic data only up to this n (its search is close to brute force)")
