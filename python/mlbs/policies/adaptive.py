@@ -86,6 +86,9 @@ class Adaptive(Policy):
     ----------
     imbalance_weights : ndarray, shape (n,)
         w.
+    knn_recall : float or None
+        Recall@k of the kNN search behind w (1.0 for exact search, estimated for an approximate
+        one); None when w was given or the weighting is off.
     reference : float
         R, what the levels are quantized against: L_max, or its geometric reference.
     rebuilds : int

@@ -124,6 +124,12 @@ class D2ACE(EpochPolicy):
         Seed of the draws.
     **settings
         Fields of :class:`D2ACEConfig`, overriding ``config``'s.
+
+    Attributes
+    ----------
+    knn_recall : float or None
+        Recall@k of the kNN search behind Z (:class:`~mlbs.statistics.neighbors.Neighbors`: 1.0
+        for exact search, estimated for an approximate one); None when ``neighbors`` were given.
     """
 
     Config = D2ACEConfig
