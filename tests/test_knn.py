@@ -291,3 +291,18 @@ def test_pruned_search_in_small_blocks_equals_brute_force():
     Dr, Ir = _pruned_exact_search(X, 6, 0)[:2]
     np.testing.assert_array_equal(Ib, Ir)
     np.testing.assert_array_equal(Db, Dr)
+
+
+def test_policies_expose_the_recall_of_their_knn():
+    from mlbs.policies.adaptive import Adaptive
+    from mlbs.policies.d2ace import D2ACE
+
+    X, Y = clustered(300, 4, seed=8), random_labels(300, 6, 1)
+    assert Adaptive(Y, X).knn_recall == 1.0
+    assert Adaptive(Y, weights=np.ones(300)).knn_recall is None
+    with pytest.warns(LowRecallWarning):
+        low = Adaptive(Y, X, knn_options={"method": "ivf", "nlist": 16, "nprobe": 1, "min_recall": 1.0})
+    assert low.knn_recall < 1.0
+    d = D2ACE(Y, X)
+    assert d.knn_recall == 1.0
+    assert D2ACE(Y, neighbors=nearest_neighbors(X, d.config.k).indices).knn_recall is None
