@@ -26,7 +26,7 @@ and the local label context of D2ACE (:mod:`mlbs.statistics.structure`).
 * Approximate search (``method="ivf"``): ``nlist = 4 sqrt(n)`` k-means
   cells (10 iterations on a seeded sample of ``32 nlist`` rows), ``nprobe``
   cells visited per query. By default ``nprobe`` is *tuned*: 8, 16, 32, ...
-  up to ``max(8, nlist // 16)`` (a sixteenth of the rows scanned per query),
+  up to ``max(8, nlist // 16)`` (about a sixteenth of the rows scanned per query),
   the first value whose recall on a seeded tuning sample of ``recall_sample
   // 2`` queries reaches ``TARGET_RECALL`` (0.97). IVF was chosen over
   HNSW because its build is deterministic for a given seed (HNSW's
@@ -63,8 +63,9 @@ of a brute-force search. A returned neighbour counts as correct when its
 squared distance (recomputed in float64) does not exceed the exact ``k``-th
 one, up to float32 rounding (``1e-5 (d_k + ||x||^2)``), so that ties are
 not counted as misses; without ties this is ``|approx ∩ exact| / k``. The
-standard error of the estimate is at most ``sqrt(r (1 - r) / m)`` per query
-(m queries; about 0.007 at r = 0.95, m = 1,000). A :class:`LowRecallWarning`
+per-query recalls lie in [0, 1], so their variance is at most ``r (1 - r)``
+and the standard error of the estimate at most ``sqrt(r (1 - r) / m)`` for
+m queries (0.007 at r = 0.95, m = 1,000). A :class:`LowRecallWarning`
 is issued when the estimate is below ``min_recall`` (default
 ``RECALL_THRESHOLD`` = 0.95).
 
