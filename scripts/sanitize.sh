@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 CXX="${CXX:-g++}"
 
-cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLBS_SANITIZE=ON \
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLBS_SANITIZE=ON -DMLBS_NATIVE=OFF \
   -DCMAKE_CXX_COMPILER="$(command -v "$CXX")" \
   -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$PY")" >/dev/null
 cmake --build build/asan
