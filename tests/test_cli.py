@@ -59,7 +59,7 @@ def test_compare_runs_resumes_and_reports(tmp_path, capsys):
     argv = ["compare", "--datasets", "emotions", "--methods", "random", "adaptive", "--out", str(out)] + TINY
     assert main(argv) == 0
     cap = capsys.readouterr()
-    assert "emotions/mlp/adaptive fold 1 epoch 2/2" in cap.err  # the progress bar
+    assert "emotions/mlp/adaptive fold 1 done: 100%" in cap.err  # the progress bar
     assert "4 to do" in cap.err
     assert "| Macro-F1 ↑ |" in cap.out
     plots = [line.split(": ", 1)[1] for line in cap.out.splitlines() if line.startswith("plot: ")]
