@@ -329,8 +329,7 @@ def _execute(args, datasets, models, methods):
         bar.update(1)
 
     def on_done(key, result):
-        if key not in seen:  # an executor that reports no epochs (Ray)
-            bar.set_description(f"{key.dataset}/{key.model}/{key.method} fold {key.fold} done", refresh=False)
+        bar.set_description(f"{key.dataset}/{key.model}/{key.method} fold {key.fold} done", refresh=False)
         bar.update(config.epochs - seen.pop(key, 0))
         if result.get("best_is_last"):
             bar.write(f"mlbs: warning: {key.label()}: the best validation epoch is the last of {result['epochs_run']} "
