@@ -15,7 +15,7 @@ import oracles as ref
 from mlbs.core import WeightedIndex
 from mlbs.data import load_dataset
 from mlbs.policies import AdaC
-from mlbs.policies._chain import ChainGraph, _locate, _prefix, _total, draw_chain
+from mlbs.chain import ChainGraph, _locate, _prefix, _total, draw_chain
 from sampling_laws import ALPHA, chisquare_pvalue, count
 
 RECORDING = Path(__file__).parent / "data" / "adac_chain_draws.npz"

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from mlbs import core
-from mlbs.policies._chain import ChainGraph, draw_chain
+from mlbs.chain import ChainGraph, draw_chain
 
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "mlbs"
 

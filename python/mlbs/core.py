@@ -170,7 +170,7 @@ def outputs_valid(outputs, *, probabilities: bool = False):
 
 def window_visit(rows, outputs, labels: LabelsCSR, *, tables: dict, logits: bool, alpha: float,
                  entropy_nan: bool = False, short_nan: bool = False) -> np.ndarray:
-    """One batch of visits of the prediction window (``cpp/mlbs/prediction_window.hpp``).
+    """One batch of visits of the prediction window (``cpp/mlbs/kernels/prediction_window.hpp``).
 
     Parameters
     ----------
@@ -219,7 +219,7 @@ def window_visit(rows, outputs, labels: LabelsCSR, *, tables: dict, logits: bool
 
 def observe_quantized(table: np.ndarray, weights: np.ndarray, indices, losses, *, table_max: float, argmax: int,
                       pressure: float):
-    """One batch of Adaptive observations (``cpp/mlbs/quantized.hpp``).
+    """One batch of Adaptive observations (``cpp/mlbs/kernels/quantized.hpp``).
 
     Sets ``table[i] = weights[i] * losses`` for the batch and returns the new sampling weights
     s^(Q_i/N) of the visited samples under ``table_max``, or None when the batch moved the maximum

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlbs.core import WeightedIndex
-from mlbs.policies._chain import ChainGraph, draw_chain
+from mlbs.chain import ChainGraph, draw_chain
 from mlbs.policies.adaptive import Adaptive
 from mlbs.statistics.labels import cardinality, cooccurrence_matrix, csr_row_entries, irlbl
 from mlbs.statistics.structure import related_labels, seed_labels
@@ -22,7 +22,7 @@ class AdaC(Adaptive):
     Each batch starts from a seed drawn from P; every next sample is drawn from P restricted to
     the instances having one of the ceil(Card) labels most related (matrix A, appendix of the
     seed paper) to the previous sample's rarest label, excluding samples already in the batch.
-    The restricted draws are exact and never scan the N samples (see :mod:`mlbs.policies._chain`):
+    The restricted draws are exact and never scan the N samples (see :mod:`mlbs.chain`):
     a second weighted index over the (label, instance) pairs of Y keeps each label's instances
     contiguous, so a restricted draw costs O(|L_c| log nnz(Y)) expected.
 

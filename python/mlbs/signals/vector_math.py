@@ -4,7 +4,7 @@ LLVM cannot vectorise calls to libm, so the per-entry passes of D2ACE's end-of-e
 :func:`vexp`, a branch-free polynomial e^x: Cody-Waite reduction plus a degree-13 Taylor
 polynomial (truncation < 4e-18 relative). Measured against libm on 2.5 x 10^5 arguments: within
 1 ulp (tests/test_policies_uncertainty.py). The per-visit pass is C++, with its own vectorisable
-exp and log1p (``cpp/mlbs/vector_math.hpp``).
+exp and log1p (``cpp/mlbs/kernels/vector_math.hpp``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the uncertainty E, the EMA phi of the prediction change and the latest per-label BCE.
 
 Updated for the visited rows only, in one compiled pass per batch (:func:`mlbs.core.window_visit`,
-``cpp/mlbs/prediction_window.hpp``), O(B q w); an entry keeps its value from the sample's latest
+``cpp/mlbs/kernels/prediction_window.hpp``), O(B q w); an entry keeps its value from the sample's latest
 visit.
 """
 
