@@ -1,4 +1,4 @@
-"""Sanity check of the training loop (issue 6, item 4; ``docs/models.md`` §5.2).
+"""Sanity check of the training loop (the models' convergence on real data).
 
 Trains the MLP baseline (d -> 256 -> 256 -> q) with the papers' optimiser (Adam, betas
 0.9/0.999, weight decay 1e-4, batch 128, 100 epochs) under the reference protocol of §5.2:

@@ -1,4 +1,4 @@
-"""Tests of the common interface of :mod:`mlbs.models` (issue 6, ``docs/models.md`` §13).
+"""Tests of the common interface of :mod:`mlbs.models`.
 
 Per model: output shapes, the loss decreasing on a small real dataset (yeast), determinism with a
 seed, the parameter counts of the spec, and the per-sample losses agreeing with the loss terms.
