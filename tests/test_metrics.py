@@ -91,7 +91,10 @@ def test_defaults_equal_sklearn_on_degenerate_inputs(seed):
     Y, F = degenerate_case(seed)
     assert_defaults_equal_sklearn(Y, F)
     with pytest.warns(M.UndefinedMetricWarning, match="2 of 8 labels have a single class"):
-        value = M.macro_auc(Y, F)
+        assert np.isnan(M.macro_auc(Y, F))   # scikit-learn 1.9's value
+    assert np.isnan(sklearn_quiet(skm.roc_auc_score, Y, F, average="macro"))
+    with pytest.warns(M.UndefinedMetricWarning, match="2 of 8 labels have a single class"):
+        value = M.macro_auc(Y, F, invalid="warn")
     assert value == pytest.approx(np.mean(valid_label_aucs(Y, F)))
     # the per-label values are scikit-learn's, NaN where it has none (it warns and returns NaN)
     details = M.macro_auc(Y, F, invalid="skip", return_details=True)
@@ -116,14 +119,15 @@ def test_auc_conventions_on_single_class_labels():
     F = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.5], [0.5, 0.2, 0.5], [0.5, 0.4, 0.5]])
     # label 0: pos {0.9, 0.5}, neg {0.2, 0.5}; ties half -> (2 + 1 + 0.5)/4 ; ties full -> 4/4
     with pytest.warns(M.UndefinedMetricWarning, match=r"\[1, 2\]"):
-        assert M.macro_auc(Y, F) == pytest.approx(0.875)
+        assert np.isnan(M.macro_auc(Y, F))
+    with pytest.warns(M.UndefinedMetricWarning, match=r"\[1, 2\]"):
+        assert M.macro_auc(Y, F, invalid="warn") == pytest.approx(0.875)
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # "skip" and the papers' conventions are silent
         assert M.macro_auc(Y, F, invalid="skip") == pytest.approx(0.875)
         assert M.macro_auc(Y, F, "d2ace_test") == pytest.approx(0.875)
         r = M.macro_auc(Y, F, "cqupt", return_details=True)
         assert r.value == pytest.approx(1.0 / 3) and r.n_valid == 1 and r.invalid_labels.tolist() == [1, 2]
-        assert np.isnan(M.macro_auc(Y, F, invalid="nan"))
         assert np.isnan(M.macro_auc(Y, F, "mulan"))
     with pytest.raises(ValueError, match="single class"):
         M.macro_auc(Y, F, invalid="raise")

@@ -193,7 +193,7 @@ def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = ..., invalid: str 
 @overload
 def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = ..., invalid: str = ...,
               return_details: bool = ...) -> float | AucResult: ...
-def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = "sklearn", invalid: str = "warn",
+def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = "sklearn", invalid: str = "nan",
               return_details: bool = False) -> float | AucResult:
     """Macro-averaged ROC AUC.
 
@@ -215,12 +215,12 @@ def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = "sklearn", invalid
           ``invalid="skip"``.
         * ``"mulan"``: ties worth 1/2, plain mean over all labels; a single-class label is NaN,
           and so is the mean.
-    invalid : {"warn", "skip", "nan", "raise"}
-        Only for ``"sklearn"``: a label with a single class is left out of the mean with an
-        :class:`UndefinedMetricWarning` (``"warn"``) or silently (``"skip"``), makes the result
-        NaN (``"nan"``, the value of scikit-learn 1.9, which warns per label), or raises
-        ``ValueError`` (``"raise"``, the behaviour of older scikit-learn releases). With no
-        valid label at all the result is NaN.
+    invalid : {"nan", "warn", "skip", "raise"}
+        Only for ``"sklearn"``: a label with a single class makes the result NaN with an
+        :class:`UndefinedMetricWarning` (``"nan"``, the default: what ``roc_auc_score`` of
+        scikit-learn 1.9 returns), is left out of the mean with that warning (``"warn"``) or
+        silently (``"skip"``), or raises ``ValueError`` (``"raise"``, the behaviour of older
+        scikit-learn releases). With no valid label at all the result is NaN.
     return_details : bool
         Return an :class:`AucResult` (value, per-label AUCs, number of valid labels, invalid
         label indices) instead of a float.
@@ -245,6 +245,9 @@ def macro_auc(Y: MatrixLike, F: MatrixLike, convention: str = "sklearn", invalid
         raise ValueError(f"labels {bad.tolist()[:10]} have a single class in Y; Macro-AUC is undefined "
                          "on them (invalid='warn' or 'skip' leaves them out)")
     elif convention == "sklearn" and bad.size and invalid == "nan":
+        warnings.warn(f"{bad.size} of {q} labels have a single class in Y, so Macro-AUC is undefined "
+                      f"(NaN): {bad.tolist()[:10]}; invalid='warn' or 'skip' leaves them out",
+                      UndefinedMetricWarning, stacklevel=2)
         value = float("nan")
     else:
         if convention == "sklearn" and bad.size and invalid == "warn":
