@@ -88,13 +88,13 @@ def run_fold(x, y, train, val, test, lr: float, epochs: int, seed: int) -> tuple
             opt.zero_grad()
             loss.backward()
             opt.step()
-        score = macro_auc(y[val], model.predict_proba(xs[val]).numpy(), invalid="skip")
+        score = macro_auc(y[val], model.predict_proba(xs[val]).numpy())
         if score > best:
             best, best_epoch = score, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     scores = model.predict_proba(xs[test]).numpy()
-    return (macro_auc(y[test], scores, invalid="skip"),
+    return (macro_auc(y[test], scores),
             float(metrics.ranking_loss(y[test], scores, convention="cqupt")), best_epoch)
 
 
