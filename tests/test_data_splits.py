@@ -151,7 +151,7 @@ def test_preprocess_records_steps_on_real_rcv1():
     data = real_dataset("rcv1subset1")
     out = preprocess(data, feature_fraction=0.02, drop_empty_rows=False, scale_fit="all")
     rec = out.info["preprocess"]
-    assert (out.n, out.d, out.q) == (6000, 944, 80)  # protocol.md 2.3
+    assert (out.n, out.d, out.q) == (6000, 944, 80)  # the MULAN copy after the papers' preprocessing
     assert round(out.cardinality, 3) == 2.840
     assert rec["kept_features"].size == 944 and rec["kept_labels"].size == 80 and rec["n_empty_rows"] == 0
     X = out.X.toarray() if sp.issparse(out.X) else out.X
@@ -163,5 +163,5 @@ def test_preprocess_drop_empty_rows_on_real_birds():
 
     data = real_dataset("birds")
     out = preprocess(data, drop_empty_rows=True, scale_fit=None)
-    assert out.q == 11 and out.n == 645 - 323  # protocol.md 2.3: 323 rows empty after the filter
+    assert out.q == 11 and out.n == 645 - 323  # 323 rows have no label left after the filter
     assert round(out.cardinality, 3) == 1.724

@@ -107,7 +107,7 @@ def test_linear_warmup():
 
 
 def test_code_warmup_runs_the_first_step_at_full_rate():
-    # The published code sets lr = base * t / W after the t-th step (protocol.md 6).
+    # The published code sets lr = base * t / W after the t-th step.
     assert [lr_at_step(t, 1.0, 4, "code") for t in (1, 2, 3, 4, 5, 6)] == [1.0, 0.25, 0.5, 0.75, 1.0, 1.0]
 
 

@@ -1,7 +1,8 @@
 """Tests of the common interface of :mod:`mlbs.models`.
 
 Per model: output shapes, the loss decreasing on a small real dataset (yeast), determinism with a
-seed, the parameter counts of the spec, and the per-sample losses agreeing with the loss terms.
+seed, the parameter counts given by the layer sizes, and the per-sample losses agreeing with the
+loss terms.
 Model-specific checks live in ``test_models_specific.py``.
 """
 
@@ -148,7 +149,7 @@ def test_same_seed_same_result(name, preset):
 
 # ------------------------------------------------------------------------ parameter counts
 SIZES = {"yeast": (103, 14), "scene": (294, 6), "bibtex": (1836, 159)}
-# docs/models.md §13 item 4: (model, preset, overrides) -> counts for yeast, scene, bibtex.
+# (model, preset, overrides) -> parameter counts (from the layer sizes) for yeast, scene, bibtex.
 EXPECTED_PARAMS = [
     ("mlp", "mlbs", {}, (96_014, 142_854, 576_927)),
     ("c2ae", "mlbs", {}, (348_196, 428_560, 1_562_525)),

@@ -1,4 +1,4 @@
-"""Model-specific checks of :mod:`mlbs.models` (``docs/models.md`` §13), on synthetic data."""
+"""Model-specific checks of :mod:`mlbs.models`, on synthetic data."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def _defaults_text() -> str:
 def _add_config_args(p: argparse.ArgumentParser, default_epochs: int | None = None) -> None:
     g = p.add_argument_group("protocol and training")
     g.add_argument("--protocol", default="mlbs", choices=["mlbs", "paper-code"],
-                   help="settings preset (docs/protocol.md §13; default: mlbs)")
+                   help="settings preset (defined in mlbs/experiments/config.py; default: mlbs)")
     g.add_argument("--epochs", type=int, default=default_epochs,
                    help="training epochs (default: the protocol's, 100 for mlbs, 101 for paper-code)")
     g.add_argument("--folds", type=int, default=None, dest="n_folds", help="number of folds (default 5)")
@@ -270,7 +270,7 @@ def cmd_datasets(args) -> int:
         st = label_stats(data.Y)
         print(f"| {name} | {data.n} | {data.d} | {data.q} | {st.card:.3f} | {st.mean_ir:.2f} | {origin} |")
     print("\nAfter preprocessing: feature retention (rcv1 2 %, yahoo 5 %) and labels with at most 20 "
-          "positives dropped (docs/protocol.md §2-3).")
+          "positives dropped, as in the papers' code.")
     from mlbs.data.cache import default_cache_dir
 
     cache = default_cache_dir()

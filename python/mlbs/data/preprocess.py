@@ -1,4 +1,4 @@
-"""The preprocessing of the papers (protocol.md section 3), each step optional and recorded.
+"""The preprocessing of the papers' code, each step optional and recorded.
 
 Order (it matters): feature retention -> label filter -> empty rows -> min-max
 scaling. Retention and the label filter use all ``n`` rows in every preset;

@@ -1,9 +1,9 @@
-"""Cross-validation folds and validation splits (protocol.md sections 4 and 5).
+"""Cross-validation folds and validation splits.
 
 * :func:`iterative_stratification` — Sechidis, Tsoumakas & Vlahavas, "On the
   stratification of multi-label data", ECML PKDD 2011, Algorithm 1, with a
-  seeded generator (protocol.md 4.1): labels are processed fewest remaining
-  positives first (random ties); each of the label's unassigned instances
+  seeded generator: labels are processed fewest remaining positives first
+  (random ties); each of the label's unassigned instances
   (ascending index) goes to the fold with the largest remaining desired count
   for that label, then the largest remaining desired size, then at random;
   label-less instances go last, each to the fold with the largest remaining
@@ -21,8 +21,8 @@
   - ``"stratified"`` (``mlbs`` default): like ``"d2ace"`` but the 10 % are
     chosen by iterative stratification with proportions (0.9, 0.1).
 
-The scikit-multilearn re-implementation used by the published code
-(protocol.md 4.2, ``stratification="skmultilearn"``) is not provided here.
+The scikit-multilearn implementation used by the published code is not
+reproduced here (``docs/protocol-differences.md`` says how its folds differ).
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def stratified_kfold(Y, n_splits: int = 5, seed=None) -> list[tuple[np.ndarray, 
 
 
 def fold_label_counts(Y, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positives per label in the train and test parts (protocol.md 4.3 report)."""
+    """Positives per label in the train and test parts of one split."""
     Y = _as_csr(Y)
     return (np.asarray(Y[train].sum(axis=0)).ravel(), np.asarray(Y[test].sum(axis=0)).ravel())
 

@@ -1,6 +1,6 @@
 """Fold results aggregated per (model, dataset, method): mean and population std per metric.
 
-``docs/protocol.md`` §9.1: the fold values are averaged and their population standard deviation
+As in the papers, the fold values are averaged and their population standard deviation
 (ddof = 0) is reported. The aggregation keeps the per-fold values and the seeds.
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _ordered(records: list[dict], field: str, preferred=()) -> list[str]:
 
 
 def methods_of(records: list[dict]) -> list[str]:
-    """Methods present, Random first, then in methods.md order."""
+    """Methods present, Random first, then in the order of :data:`~mlbs.experiments.methods.METHODS`."""
     from .methods import METHODS
 
     return _ordered(records, "method", list(METHODS))

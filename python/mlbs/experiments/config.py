@@ -4,7 +4,7 @@ The identity of a run is (dataset, model, method, fold, seed); everything else l
 :class:`ExperimentConfig`, whose :meth:`~ExperimentConfig.hash` names the configuration in the
 result store. Two runs with different settings can therefore never be mixed in one table.
 
-Two protocols (``docs/protocol.md`` §13) set the defaults:
+Two protocols set the defaults:
 
 ``"mlbs"`` (default)
     The stated protocol with the code defects removed: validation = 10 % of the training fold
@@ -16,13 +16,14 @@ Two protocols (``docs/protocol.md`` §13) set the defaults:
     converge within the epoch budget) and early stopping on the validation Macro-AUC
     (:data:`PATIENCE` epochs without a strict improvement).
 ``"paper-code"``
-    What the authors' code ([C24], preset ``zhou2024``) does where it differs: validation and test
-    are the two halves of the held-out fold, scaling fitted on all rows, final-epoch weights,
-    CQUPT validation Macro-AUC, Random in a fixed order without weight decay or LR warm-up,
-    the code's LR warm-up formula with the method's sampling warm-up, sequential warm-up batches,
-    full selective batches, lr 1e-4 for every model, no early stopping, 101 epochs, seed 42, model
-    preset ``"papers"``. The published
-    scikit-multilearn stratification is not reproduced (§4.2); folds come from §4.1.
+    What the authors' code of Zhou et al. 2024 (preset ``zhou2024``) does where it differs:
+    validation and test are the two halves of the held-out fold, scaling fitted on all rows,
+    final-epoch weights, CQUPT validation Macro-AUC, Random in a fixed order without weight decay or
+    LR warm-up, the code's LR warm-up formula with the method's sampling warm-up, sequential warm-up
+    batches, full selective batches, lr 1e-4 for every model, no early stopping, 101 epochs, seed
+    42, model preset ``"papers"``. The published scikit-multilearn stratification is not reproduced
+    (``docs/protocol-differences.md``); the folds come from the iterative stratification of Sechidis
+    et al. 2011 (:func:`mlbs.data.splits.stratified_kfold`).
 """
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ class ExperimentConfig:
         Early stopping after this many epochs without a strict improvement of the validation
         score (default :data:`PATIENCE`); 0 trains all ``epochs``. Needs ``checkpoint="best"``.
     weight_decay, betas, eps : float
-        Adam with coupled L2 weight decay (``docs/protocol.md`` §6).
+        Adam with coupled L2 weight decay (:mod:`mlbs.experiments.optim`).
     lr_warmup : {"linear", "code"}
         ``"linear"``: ``lr_t = lr * min(1, t / W)``, ``W = lr_warmup_epochs * floor(N / B)``.
         ``"code"``: step 1 at full lr, then ``lr * t / W`` until ``W``, with
@@ -172,7 +173,7 @@ class ExperimentConfig:
         Drop rows without labels after the label filter.
     eval_train_loss : bool
         Also log the full-training-set loss in eval mode every epoch (off the clock); needed
-        for the time-to-target measure of ``docs/protocol.md`` §11.
+        for the time-to-target measure of :mod:`mlbs.experiments.timing`.
     method_options, model_options : tuple of (str, value)
         Extra keyword arguments of the policy and of the model configuration; give a dict, it is
         stored sorted.

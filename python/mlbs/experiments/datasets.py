@@ -11,10 +11,10 @@ up to date: a worker reads the file again on first use and checks that it still 
 (content). Arrays and remote workers need the sources passed explicitly: :func:`data_sources`
 in the parent, :func:`register_source` in the worker (a source pickles with its data).
 
-Feature retention follows the papers' code (``docs/protocol.md`` §2.2): 2 % of the features for
-the rcv1 subsets, 5 % for the yahoo datasets, all features elsewhere (tmc2007-500 keeps its 500,
-§2.3); own data keeps all features. The label filter (at most 20 positives dropped) and the folds
-use all rows (§3, §4), for own data too.
+Feature retention follows the papers' code: 2 % of the features for the rcv1 subsets, 5 % for
+the yahoo datasets, all features elsewhere (tmc2007-500 keeps its 500); own data keeps all
+features. The label filter (at most 20 positives dropped) and the folds use all rows, for own data
+too.
 """
 from __future__ import annotations
 
@@ -286,7 +286,7 @@ def _dense(X, rows: np.ndarray) -> np.ndarray:
 
 
 def fold_data(prepared: PreparedData, fold: int, config: ExperimentConfig, seed: int) -> FoldData:
-    """Training, validation and test arrays of one fold (``docs/protocol.md`` §5).
+    """Training, validation and test arrays of one fold.
 
     Parameters
     ----------

@@ -1,9 +1,10 @@
 """Evaluation of a trained model: probabilities, the test metrics and the validation score.
 
-Test metrics (``docs/protocol.md`` §9): the six paper metrics under the CQUPT convention of the
-published code, plus Macro-AUC in the sklearn convention (ties worth 1/2, single-class labels
-skipped) side by side, and the number of labels without both classes in the evaluated set.
-Predictions are ``F > 0.5`` (§8).
+Test metrics: the six metrics of Zhou et al. 2024, Table 2, under the CQUPT convention of the
+published code (:mod:`mlbs.metrics`), plus Macro-AUC in the sklearn convention (ties worth 1/2,
+single-class labels skipped) side by side, and the number of labels without both classes in the
+evaluated set.
+Predictions are ``F > 0.5``, a fixed threshold as in the papers' code.
 """
 from __future__ import annotations
 

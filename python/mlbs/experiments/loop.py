@@ -1,6 +1,6 @@
 """The training loop of one (dataset, model, method, fold, seed) run.
 
-Steps (``docs/protocol.md`` §3-§9, §11):
+Steps:
 
 1. the dataset's fold (iterative stratification) and its validation split; min-max scaling;
 2. the model (``build_model``, initial weights seeded by the run's seed, hence identical for every

@@ -1,4 +1,4 @@
-"""The papers' optimizer and learning-rate warm-up (``docs/protocol.md`` §6).
+"""The papers' optimizer and learning-rate warm-up (Zhou et al. 2024, section 4.1; the authors' code).
 
 Adam (betas (0.9, 0.999), eps 1e-8) with coupled L2 weight decay 1e-4, one parameter group, a
 base rate per model (:meth:`ExperimentConfig.lr_for`; the papers use 1e-4), and a linear warm-up

@@ -1,4 +1,4 @@
-"""Convergence plots ([P24] §4.3) of one (model, dataset), over all its folds.
+"""Convergence plots (Zhou et al. 2024, section 4.3) of one (model, dataset), over all its folds.
 
 Six panels, one colour per method:
 

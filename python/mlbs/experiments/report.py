@@ -1,11 +1,12 @@
 """Reports from stored results: tables (Markdown, CSV), Wilcoxon tests, time to target, plots.
 
-* :func:`table2_markdown` — [P24] Table 2 layout: one table per model, a row per dataset, a
-  column per (metric, method), cells ``mean ± std`` over the folds (population std, 4 decimals),
-  the best method of each metric in bold on every row (all methods tied at 4 decimals are bold);
+* :func:`table2_markdown` — the layout of Zhou et al. 2024, Table 2: one table per model, a row
+  per dataset, a column per (metric, method), cells ``mean ± std`` over the folds (population std,
+  4 decimals), the best method of each metric in bold on every row (all methods tied at 4
+  decimals are bold);
 * :func:`dataset_table_markdown` — one (model, dataset): a row per metric, a column per method;
 * :func:`cells_csv` — the same numbers in long form, with the per-fold values;
-* :func:`wilcoxon_markdown` — [P24] Table 3: each method against the baseline across datasets;
+* :func:`wilcoxon_markdown` — Zhou et al. 2024, Table 3: each method against the baseline across datasets;
 * :func:`plain_reading` — one paragraph per (model, dataset): which method is ahead of the
   baseline on which metric, by how much relative to the fold spread, and whether that is
   significant over the folds (Wilcoxon signed-rank test, paired by fold);
@@ -35,7 +36,7 @@ __all__ = ["PAPER_METRICS", "format_cell", "best_methods", "table2_markdown", "d
            "cells_csv", "wilcoxon_rows", "wilcoxon_markdown", "fold_comparison", "plain_reading", "time_markdown",
            "convergence_warnings", "ReportFiles", "write_report"]
 
-#: The six metrics of [P24] Table 2.
+#: The six metrics of Zhou et al. 2024, Table 2.
 PAPER_METRICS = ("macro_f1", "micro_f1", "macro_auc", "ranking_loss", "hamming_loss", "one_error")
 
 DIGITS = 4
@@ -86,7 +87,7 @@ def _row(cells, model, dataset, methods, metric):
 
 
 def table2_markdown(cells: dict, models, datasets, methods, metrics=PAPER_METRICS) -> str:
-    """Markdown tables in the [P24] Table 2 layout (see the module docstring)."""
+    """Markdown tables in the layout of Zhou et al. 2024, Table 2 (see the module docstring)."""
     parts = []
     for model in models:
         header = ["Dataset"] + [f"{METRICS[x]} {_arrow(x)} {m}" for x in metrics for m in methods]
@@ -152,7 +153,7 @@ def wilcoxon_rows(cells: dict, models, datasets, methods, baseline: str = "rando
 
 
 def wilcoxon_markdown(rows, baseline: str = "random") -> str:
-    """[P24] Table 3 layout: a row per metric, a column per (model, method): decision (p; n)."""
+    """The layout of Zhou et al. 2024, Table 3: a row per metric, a column per (model, method): decision (p; n)."""
     cols = list(dict.fromkeys((r["model"], r["method"]) for r in rows))
     if not cols:
         return f"No method to compare with the baseline {baseline!r}.\n"

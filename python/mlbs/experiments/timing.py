@@ -1,4 +1,4 @@
-"""Time each method needs to reach the Random baseline's best value of a curve ([P24] §4.3).
+"""Time each method needs to reach the Random baseline's best value of a curve (Zhou et al. 2024, section 4.3).
 
 For each (model, dataset, seed, fold), the target is Random's best value over its epochs; ``T(method)``
 is the cumulative training time (training steps plus the sampler, evaluation excluded) at the end of

@@ -1,4 +1,4 @@
-"""Wilcoxon signed-rank test across datasets, per metric ([P24] Table 3; ``docs/protocol.md`` §10).
+"""Wilcoxon signed-rank test across datasets, per metric (Zhou et al. 2024, Table 3).
 
 For one model and one metric, the pairs are the 5-fold means of a baseline (Random) and a method
 on each dataset. The test is ``scipy.stats.wilcoxon`` (two-sided, ``zero_method="wilcox"``: zero

@@ -27,7 +27,7 @@ class MLPConfig(ModelConfig):
     hidden : tuple of int
         Hidden widths; (256, 256) in every preset. The sanity-check variant uses (512, 256).
     dropout : float
-        Dropout after each ReLU (0 by default; the spec allows 0.2-0.5).
+        Dropout rate after each ReLU, in [0, 1) (0 by default; 0.2-0.5 is the usual range when used).
     """
 
     hidden: tuple[int, ...] = (256, 256)
