@@ -38,6 +38,44 @@ bool label_rows_in_bounds(const Index* indptr, const Index* cols, std::size_t nn
   return true;
 }
 
+// Run-time choice of the kernels' instruction set, as for the structures (mlbs::simd in
+// weighted_index.hpp): call() is compiled once per instruction set with everything it calls
+// inlined (flatten), so that its loops are vectorised for that set, and the copy of the set in
+// use runs (the baseline when MLBS_FORCE_BASELINE=1). Only the caller carries a target
+// attribute: functions left out of line are the baseline's. Products are not fused into FMAs on
+// any path (-ffp-contract=off; the header's mul_add is fused only in a native FMA build), so
+// float64 results are identical on every path; float32 logits go through glibc's vector expf and
+// log1pf, whose wider variants differ in the last bits of a term (tests/test_build.py bounds it).
+template <class Call>
+__attribute__((flatten)) auto on_baseline(Call& call) {
+  return call();
+}
+#if MLBS_TREE_DISPATCH
+template <class Call>
+__attribute__((flatten, target("popcnt,avx2"))) auto on_avx2(Call& call) {
+  return call();
+}
+template <class Call>
+__attribute__((flatten, target("popcnt,avx2,avx512f,avx512dq,avx512vl,avx512bw,avx512cd"))) auto on_avx512(
+    Call& call) {
+  return call();
+}
+#endif
+
+template <class Call>
+auto on_active_isa(Call&& call) {
+  switch (mlbs::simd::active_isa()) {
+#if MLBS_TREE_DISPATCH
+    case mlbs::simd::Isa::avx512:
+      return on_avx512(call);
+    case mlbs::simd::Isa::avx2:
+      return on_avx2(call);
+#endif
+    default:
+      return on_baseline(call);
+  }
+}
+
 }  // namespace
 
 void bind_kernels(py::module_& m) {
@@ -65,10 +103,14 @@ void bind_kernels(py::module_& m) {
         std::size_t bad;
         if (outputs.dtype().is(py::dtype::of<float>())) {
           py::gil_scoped_release nogil;
-          bad = mlbs::count_invalid_outputs(static_cast<const float*>(outputs.data()), count, probabilities);
+          bad = on_active_isa([&] {
+            return mlbs::count_invalid_outputs(static_cast<const float*>(outputs.data()), count, probabilities);
+          });
         } else if (outputs.dtype().is(py::dtype::of<double>())) {
           py::gil_scoped_release nogil;
-          bad = mlbs::count_invalid_outputs(static_cast<const double*>(outputs.data()), count, probabilities);
+          bad = on_active_isa([&] {
+            return mlbs::count_invalid_outputs(static_cast<const double*>(outputs.data()), count, probabilities);
+          });
         } else {
           return py::none();
         }
@@ -100,8 +142,10 @@ void bind_kernels(py::module_& m) {
           if (!label_rows_in_bounds(ptr, col, static_cast<std::size_t>(cols.size()), idx.data(), m, q)) return false;
           thread_local std::vector<Real> scratch;
           py::gil_scoped_release nogil;
-          return mlbs::per_sample_bce_csr(z, m, static_cast<std::size_t>(q), idx.data(), ptr, col,
-                                          probabilities, loss.mutable_data(), scratch);
+          return on_active_isa([&] {
+            return mlbs::per_sample_bce_csr(z, m, static_cast<std::size_t>(q), idx.data(), ptr, col,
+                                            probabilities, loss.mutable_data(), scratch);
+          });
         };
         auto with_real = [&](auto index) -> std::optional<bool> {
           if (out.dtype().is(py::dtype::of<float>())) return run(float{}, index);
@@ -210,9 +254,11 @@ void bind_kernels(py::module_& m) {
         bool moved;
         {
           py::gil_scoped_release nogil;
-          moved = mlbs::observe_quantized(static_cast<double*>(table.mutable_data()), w.data(), idx.data(),
-                                          loss.data(), static_cast<std::size_t>(idx.size()), table_max, argmax, n,
-                                          pressure, omega.mutable_data());
+          moved = on_active_isa([&] {
+            return mlbs::observe_quantized(static_cast<double*>(table.mutable_data()), w.data(), idx.data(),
+                                           loss.data(), static_cast<std::size_t>(idx.size()), table_max, argmax,
+                                           n, pressure, omega.mutable_data());
+          });
         }
         if (moved) return py::none();
         return std::move(omega);

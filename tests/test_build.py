@@ -77,3 +77,39 @@ def test_core_tests_pass_on_the_baseline_path():
         f" {os.path.join(here, 'test_rank_index.py')!r}]))"
     )
     assert b" passed" in out and b"failed" not in out
+
+
+KERNEL_CASES = """
+import numpy as np
+from mlbs import _core
+rng = np.random.default_rng(5)
+n, m, q = 2000, 300, 374
+counts = rng.integers(0, 9, size=n)
+indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+cols = np.concatenate([np.sort(rng.choice(q, c, replace=False)) for c in counts]).astype(np.int32)
+idx = rng.choice(n, m, replace=False).astype(np.int64)
+losses = []
+for dtype in (np.float64, np.float32):
+    for scale in (0.5, 4.0, 40.0):
+        z = (rng.standard_normal((m, q)) * scale).astype(dtype)
+        losses.append(_core._observe_bce(idx, z, indptr, cols, q, False)[1])
+        p = rng.random((m, q)).astype(dtype)
+        losses.append(_core._observe_bce(idx, p, indptr, cols, q, True)[1])
+        assert _core._outputs_valid(z, False) and _core._outputs_valid(p, True)
+        assert not _core._outputs_valid(np.where(z > scale, np.inf, z), False)
+"""
+
+
+def test_forced_baseline_kernels_agree_with_the_wide_path():
+    """The per-batch BCE kernel compiled for the baseline and for the widest instruction set:
+    float64 outputs give the same losses bit for bit; float32 outputs go through glibc's vector
+    expf/log1pf, whose wider variants may differ in the last bits of a term, and the per-sample
+    losses then agree within 2e-8 relative (a sixth of float32's epsilon)."""
+    code = KERNEL_CASES + "\nnp.save(__import__('sys').stdout.buffer, np.stack(losses))\n"
+    baseline = np.load(io.BytesIO(run_with_baseline_forced("from mlbs import _core; assert _core.isa == 'baseline'\n"
+                                                            + code)))
+    scope: dict = {}
+    exec(KERNEL_CASES, scope)
+    wide = np.stack(scope["losses"])
+    np.testing.assert_array_equal(wide[:6], baseline[:6])
+    np.testing.assert_allclose(wide[6:], baseline[6:], rtol=2e-8, atol=0)
