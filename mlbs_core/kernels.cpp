@@ -46,6 +46,8 @@ bool label_rows_in_bounds(const Index* indptr, const Index* cols, std::size_t nn
 // any path (-ffp-contract=off; the header's mul_add is fused only in a native FMA build), so
 // float64 results are identical on every path; float32 logits go through glibc's vector expf and
 // log1pf, whose wider variants differ in the last bits of a term (tests/test_build.py bounds it).
+// The prediction window's kernel (_window_visit) runs on the baseline: compiled once per set
+// in this way, its many instantiations took the build past ten minutes.
 template <class Call>
 __attribute__((flatten)) auto on_baseline(Call& call) {
   return call();
