@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import mlbs
 from mlbs.cli import main
 
 torch.set_num_threads(1)
@@ -30,7 +31,7 @@ def test_every_command_has_help(command, capsys):
 
 def test_module_runs_as_a_script():
     out = subprocess.run([sys.executable, "-m", "mlbs.cli", "--help"], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(ROOT / "python")}, check=True)
+                         env={"PYTHONPATH": str(Path(mlbs.__file__).resolve().parents[1])}, check=True)
     assert "compare" in out.stdout and "report" in out.stdout
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import mlbs
 from mlbs.experiments import loop as loop_module
 from mlbs.experiments.config import MODEL_LR, PATIENCE, PROTOCOL_VERSION, ExperimentConfig
 from mlbs.experiments.loop import _state_copy, run_fold
@@ -33,9 +34,8 @@ def test_hash_is_stable_across_processes():
     here = ExperimentConfig(epochs=9, model_options={"dropout": 0.2}).hash()
     code = ("from mlbs.experiments.config import ExperimentConfig;"
             "print(ExperimentConfig(epochs=9, model_options={'dropout': 0.2}).hash())")
-    root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(root / "python"), "PYTHONHASHSEED": "123"})
+                         env={"PYTHONPATH": str(Path(mlbs.__file__).resolve().parents[1]), "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == here
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import mlbs
 from mlbs.experiments.config import ExperimentConfig
 from mlbs.experiments.runner import Grid, run_grid
 from mlbs.experiments.store import RecordError, ResultStore, RunKey, write_json_atomic
@@ -200,8 +201,7 @@ print(json.dumps({"done": [list(k.as_dict().values()) for k in s["done"]], "busy
 
 def _env():
     env = dict(os.environ)
-    python = str(Path(__file__).resolve().parents[1] / "python")
-    env["PYTHONPATH"] = python + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(Path(mlbs.__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import mlbs
 from mlbs.cli import main
 from mlbs.experiments import compare
 from mlbs.experiments.datasets import add_arrays, canonical_dataset
@@ -143,7 +144,7 @@ def test_a_worker_process_finds_the_files_of_its_parent(files, tmp_path):
     name = add_file(files / "tiny.csv", label_prefix="y")
     code = ("import sys\nfrom mlbs.experiments.datasets import canonical_dataset, load_named\n"
             "n = canonical_dataset(sys.argv[1])\nd = load_named(n)\nprint(n, d.n, d.q)\n")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "python"))
+    env = dict(os.environ, PYTHONPATH=str(Path(mlbs.__file__).resolve().parents[1]))
     assert name in env[FILES_VARIABLE]
     out = subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import mlbs
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "python" / "mlbs"
 
@@ -105,7 +107,7 @@ mlbs.WeightedIndex(4, seed=0)
 print(sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin"})
+                         env={"PYTHONPATH": str(Path(mlbs.__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
