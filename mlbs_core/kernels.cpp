@@ -38,27 +38,28 @@ bool label_rows_in_bounds(const Index* indptr, const Index* cols, std::size_t nn
   return true;
 }
 
-// Run-time choice of the kernels' instruction set, as for the structures (mlbs::simd in
-// weighted_index.hpp): call() is compiled once per instruction set with everything it calls
+// Run-time choice of the kernels' instruction set, as for the structures (mlbs/simd.hpp):
+// call() is compiled once per instruction set with everything it calls
 // inlined (flatten), so that its loops are vectorised for that set, and the copy of the set in
 // use runs (the baseline when MLBS_FORCE_BASELINE=1). Only the caller carries a target
 // attribute: functions left out of line are the baseline's. Products are not fused into FMAs on
 // any path (-ffp-contract=off; the header's mul_add is fused only in a native FMA build), so
 // float64 results are identical on every path; float32 logits go through glibc's vector expf and
 // log1pf, whose wider variants differ in the last bits of a term (tests/test_build.py bounds it).
-// The prediction window's kernel (_window_visit) runs on the baseline: compiled once per set
-// in this way, its many instantiations took the build past ten minutes.
+// The prediction window's kernel (_window_visit) has many instantiations, which would be
+// flattened three times this way: it dispatches its few inner loops itself instead
+// (prediction_window.hpp).
 template <class Call>
 __attribute__((flatten)) auto on_baseline(Call& call) {
   return call();
 }
-#if MLBS_TREE_DISPATCH
+#if MLBS_ISA_DISPATCH
 template <class Call>
-__attribute__((flatten, target("popcnt,avx2"))) auto on_avx2(Call& call) {
+__attribute__((flatten, target(MLBS_TARGET_AVX2))) auto on_avx2(Call& call) {
   return call();
 }
 template <class Call>
-__attribute__((flatten, target("popcnt,avx2,avx512f,avx512dq,avx512vl,avx512bw,avx512cd"))) auto on_avx512(
+__attribute__((flatten, target(MLBS_TARGET_AVX512))) auto on_avx512(
     Call& call) {
   return call();
 }
@@ -67,7 +68,7 @@ __attribute__((flatten, target("popcnt,avx2,avx512f,avx512dq,avx512vl,avx512bw,a
 template <class Call>
 auto on_active_isa(Call&& call) {
   switch (mlbs::simd::active_isa()) {
-#if MLBS_TREE_DISPATCH
+#if MLBS_ISA_DISPATCH
     case mlbs::simd::Isa::avx512:
       return on_avx512(call);
     case mlbs::simd::Isa::avx2:

@@ -35,6 +35,8 @@
 // No software prefetch: measured, it made the pass slower (the hardware prefetchers follow the
 // contiguous rows). The rows are visited on the calling thread: splitting a batch of 1024 x 128
 // entries over threads started per call measured no faster than one thread (docs/benchmarks.md).
+// The loops are compiled for the build's baseline and, with GCC on x86-64, for AVX2 and AVX-512
+// (prediction_window_loops.inc, once per set); the widest the CPU supports runs (mlbs/simd.hpp).
 #pragma once
 
 #include <algorithm>
@@ -45,6 +47,7 @@
 #include <type_traits>
 
 #include "mlbs/kernels/vector_math.hpp"
+#include "mlbs/simd.hpp"
 
 namespace mlbs {
 
@@ -70,48 +73,6 @@ constexpr std::size_t kChunk = 256;  // a multiple of 8 (the running sums of the
 template <class W>
 constexpr double code_scale() {
   return std::is_integral<W>::value ? static_cast<double>(std::numeric_limits<W>::max()) : 0.0;
-}
-
-// p[j] = p, h[j] = H, l[j] = -log(1 - p) of the entries out[0 .. len) (the positives are set
-// apart, by positive_losses: a mask would be a narrow type in this loop, which keeps GCC from
-// vectorising it). For logits, a first loop puts t = e^(-|z|) in p (two short loops run faster
-// than one long one).
-template <bool Logits, bool EntropyNan, class Real>
-MLBS_WIDE_VECTORS void entry_terms(const Real* out, std::size_t len, double* p, double* h, double* l) {
-  const double inv_ln2 = 1.0 / std::log(2.0);
-  if constexpr (Logits) {
-    MLBS_SIMD_LOOP
-    for (std::size_t j = 0; j < len; ++j) p[j] = vmath::exp_nonpositive(-std::abs(static_cast<double>(out[j])));
-  }
-  MLBS_SIMD_LOOP
-  for (std::size_t j = 0; j < len; ++j) {
-    double pj, ent, neg_log_not;
-    if constexpr (Logits) {
-      const double x = static_cast<double>(out[j]);
-      const double t = p[j];
-      const double inv = 1.0 / (1.0 + t);
-      neg_log_not = (x > 0.0 ? x : 0.0) + vmath::log1p_unit(t, inv);
-      const double neg_log_p = neg_log_not - x;
-      pj = x >= 0.0 ? inv : t * inv;
-      ent = (pj * neg_log_p + (1.0 - pj) * neg_log_not) * inv_ln2;
-    } else {
-      pj = static_cast<double>(out[j]);
-      const double log_p = ::log(pj > 0.0 ? pj : 1.0);
-      const double log_not = ::log1p(pj < 1.0 ? -pj : 0.0);
-      ent = 0.0;
-      ent -= pj > 0.0 ? pj * log_p : 0.0;
-      ent -= pj < 1.0 ? (1.0 - pj) * log_not : 0.0;
-      ent *= inv_ln2;
-      neg_log_not = -::log1p(-std::min(std::max(pj, 1e-12), 1.0 - 1e-12));
-    }
-    if constexpr (EntropyNan) {
-      const float p32 = static_cast<float>(pj);
-      ent = ((p32 == 0.0f) | (p32 == 1.0f)) ? std::numeric_limits<double>::quiet_NaN() : ent;
-    }
-    p[j] = pj;
-    h[j] = ent;
-    l[j] = neg_log_not;
-  }
 }
 
 // l[j] = -log p for the positives j0 + j of the chunk [j0, j0 + len): the columns from *e on
@@ -152,17 +113,6 @@ inline D magnitude(D d) {
     return std::abs(d);
 }
 
-// sum[j] = |b[j] - a[j]| (Add = false) or sum[j] += |b[j] - a[j]|, in double: S of a window of
-// more than kFused values.
-template <bool Add, class W>
-MLBS_WIDE_VECTORS void changes(const W* a, const W* b, std::size_t len, double* sum) {
-  MLBS_SIMD_LOOP
-  for (std::size_t j = 0; j < len; ++j) {
-    const auto d = static_cast<double>(magnitude(static_cast<Change<W>>(b[j]) - static_cast<Change<W>>(a[j])));
-    sum[j] = Add ? sum[j] + d : d;
-  }
-}
-
 struct UpdateConstants {
   double to_mean, inv_scale, alpha, short_change;
 };
@@ -170,80 +120,27 @@ struct UpdateConstants {
 // Windows of up to kFused stored values are updated in one loop (one case per length in visit_row).
 constexpr std::size_t kFused = 6;
 
-// The chunk's window slot, E and phi. M = m, the number of stored values (1 .. kFused):
-// slot[0 .. M) holds the chunk's slots oldest to newest and S is computed here; M = 0 (m > kFused):
-// slot[0], slot[1] are the previous and the newest slots and sum[j] holds S.
-template <std::size_t M, bool TrackPhi, class W, class T>
-MLBS_WIDE_VECTORS void window_update(const double* p, const double* h, const double* sum, W* const* slot,
-                                     std::size_t len, const UpdateConstants& k, T* E, T* phi) {
-  using D = Change<W>;
-  constexpr std::size_t stored_count = M == 0 ? 2 : M;
-  const W* older[stored_count > 1 ? stored_count - 1 : 1];
-  for (std::size_t v = 0; v + 1 < stored_count; ++v) older[v] = slot[v];
-  W* newest = slot[stored_count - 1];
-  const double to_mean = k.to_mean, inv_scale = k.inv_scale, alpha = k.alpha, short_change = k.short_change;
-  auto entry = [&](std::size_t j) {
-    const W code = stored<W>(p[j]);
-    newest[j] = code;
-    D change = 0;
-    if constexpr (M == 1) {
-      E[j] = static_cast<T>(0.5 * short_change + 0.5 * h[j]);
-    } else {
-      change = magnitude(static_cast<D>(code) - static_cast<D>(older[stored_count - 2][j]));
-      double total;
-      if constexpr (M == 0) {
-        total = sum[j] + static_cast<double>(change);
-      } else {
-        D s = 0;
-        for (std::size_t v = 1; v + 1 < M; ++v)
-          s += magnitude(static_cast<D>(older[v][j]) - static_cast<D>(older[v - 1][j]));
-        total = static_cast<double>(s + change);
-      }
-      E[j] = static_cast<T>(0.5 * (total * to_mean) + 0.5 * h[j]);
-    }
-    if constexpr (TrackPhi)
-      phi[j] = static_cast<T>(alpha * (static_cast<double>(change) * inv_scale) +
-                              (1.0 - alpha) * static_cast<double>(phi[j]));
-  };
-  // GCC's default vector length is slow for float storage (measured; 16 lanes is about twice as fast)
-  if constexpr (std::is_integral<W>::value) {
-    MLBS_SIMD_LOOP
-    for (std::size_t j = 0; j < len; ++j) entry(j);
-  } else {
-    MLBS_SIMD_LOOP_16
-    for (std::size_t j = 0; j < len; ++j) entry(j);
-  }
-}
+#define MLBS_WINDOW_LOOPS Baseline
+#include "mlbs/kernels/prediction_window_loops.inc"
+#undef MLBS_WINDOW_LOOPS
 
-template <std::size_t M, class W, class T>
-void update_chunk(const double* p, const double* h, const double* sum, W* const* slot, std::size_t len,
-                  const UpdateConstants& k, T* E, T* phi) {
-  if (phi)
-    window_update<M, true>(p, h, sum, slot, len, k, E, phi);
-  else
-    window_update<M, false>(p, h, sum, slot, len, k, E, phi);
-}
+#if MLBS_ISA_DISPATCH
+MLBS_PUSH_TARGET(MLBS_TARGET_AVX2)
+#define MLBS_WINDOW_LOOPS Avx2
+#include "mlbs/kernels/prediction_window_loops.inc"
+#undef MLBS_WINDOW_LOOPS
+MLBS_POP_TARGET
 
-// lane[k] += l[j] for j = k mod 8 (the running sums of the sample's loss); loss[j] = l[j] when
-// loss is not null.
-template <class T>
-MLBS_WIDE_VECTORS void add_losses(const double* l, std::size_t len, double* lane, T* loss) {
-  double acc[8];
-  for (int k = 0; k < 8; ++k) acc[k] = lane[k];
-  std::size_t j = 0;
-  for (; j + 8 <= len; j += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += l[j + k];
-  for (int k = 0; j < len; ++j, ++k) acc[k] += l[j];
-  for (int k = 0; k < 8; ++k) lane[k] = acc[k];
-  if (loss) {
-    MLBS_SIMD_LOOP
-    for (std::size_t t = 0; t < len; ++t) loss[t] = static_cast<T>(l[t]);
-  }
-}
+MLBS_PUSH_TARGET(MLBS_TARGET_AVX512)
+#define MLBS_WINDOW_LOOPS Avx512
+#include "mlbs/kernels/prediction_window_loops.inc"
+#undef MLBS_WINDOW_LOOPS
+MLBS_POP_TARGET
+#endif
 
-// One visit of row i (outputs `out`, positive labels cols[0 .. count), increasing); returns the
-// sample's loss.
-template <class Real, class W, class T, class Index>
+// One visit of row i (outputs `out`, positive labels cols[0 .. count), increasing) with the loops
+// of Loops (Baseline, Avx2 or Avx512); returns the sample's loss.
+template <class Loops, class Real, class W, class T, class Index>
 double visit_row(const WindowTables<W, T>& tab, std::size_t i, const Real* out, const Index* cols,
                  std::size_t count, bool logits) {
   const std::size_t w = tab.w, q = tab.q;
@@ -258,8 +155,10 @@ double visit_row(const WindowTables<W, T>& tab, std::size_t i, const Real* out, 
   k.inv_scale = 1.0 / scale;
   k.alpha = tab.alpha;
   k.short_change = tab.short_nan ? std::numeric_limits<double>::quiet_NaN() : 0.0;
-  auto terms = logits ? (tab.entropy_nan ? &entry_terms<true, true, Real> : &entry_terms<true, false, Real>)
-                      : (tab.entropy_nan ? &entry_terms<false, true, Real> : &entry_terms<false, false, Real>);
+  auto terms = logits ? (tab.entropy_nan ? &Loops::template entry_terms<true, true, Real>
+                                         : &Loops::template entry_terms<true, false, Real>)
+                      : (tab.entropy_nan ? &Loops::template entry_terms<false, true, Real>
+                                         : &Loops::template entry_terms<false, false, Real>);
   T* E = tab.E + i * q;
   T* phi = tab.phi ? tab.phi + i * q : nullptr;
   T* loss = tab.loss ? tab.loss + i * q : nullptr;
@@ -271,26 +170,26 @@ double visit_row(const WindowTables<W, T>& tab, std::size_t i, const Real* out, 
     const std::size_t len = std::min(kChunk, q - j0);
     terms(out + j0, len, p, h, l);
     positive_losses(logits, e, cols + count, j0, len, out + j0, p, l);
-    add_losses(l, len, lane, loss ? loss + j0 : nullptr);
+    Loops::add_losses(l, len, lane, loss ? loss + j0 : nullptr);
     T* E_chunk = E + j0;
     T* phi_chunk = phi ? phi + j0 : nullptr;
     if (m <= kFused) {
       for (std::size_t v = 0; v < m; ++v) slots[v] = slot(v) + j0;
     } else {
-      changes<false>(slot(0) + j0, slot(1) + j0, len, sum);
-      for (std::size_t v = 2; v + 1 < m; ++v) changes<true>(slot(v - 1) + j0, slot(v) + j0, len, sum);
+      Loops::template changes<false>(slot(0) + j0, slot(1) + j0, len, sum);
+      for (std::size_t v = 2; v + 1 < m; ++v) Loops::template changes<true>(slot(v - 1) + j0, slot(v) + j0, len, sum);
       slots[0] = slot(m - 2) + j0;
       slots[1] = slot(m - 1) + j0;
     }
     static_assert(kFused == 6, "one case per window length");
     switch (m <= kFused ? m : 0) {
-      case 1: update_chunk<1>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
-      case 2: update_chunk<2>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
-      case 3: update_chunk<3>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
-      case 4: update_chunk<4>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
-      case 5: update_chunk<5>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
-      case 6: update_chunk<6>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
-      default: update_chunk<0>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
+      case 1: Loops::template update_chunk<1>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
+      case 2: Loops::template update_chunk<2>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
+      case 3: Loops::template update_chunk<3>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
+      case 4: Loops::template update_chunk<4>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
+      case 5: Loops::template update_chunk<5>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
+      case 6: Loops::template update_chunk<6>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
+      default: Loops::template update_chunk<0>(p, h, sum, slots, len, k, E_chunk, phi_chunk); break;
     }
   }
   tab.count[i] = static_cast<std::int64_t>(c + 1);
@@ -323,10 +222,25 @@ bool visit_prediction_window(const WindowTables<W, T>& tab, const std::int64_t* 
       previous = col;
     }
   }
-  for (std::size_t r = 0; r < m; ++r) {
-    const auto i = static_cast<std::size_t>(rows[r]);
-    sample_loss[r] = window_detail::visit_row(tab, i, out + r * tab.q, cols + indptr[i],
-                                              static_cast<std::size_t>(indptr[i + 1] - indptr[i]), logits);
+  auto visit_rows = [&](auto loops) {
+    using Loops = decltype(loops);
+    for (std::size_t r = 0; r < m; ++r) {
+      const auto i = static_cast<std::size_t>(rows[r]);
+      sample_loss[r] = window_detail::visit_row<Loops>(tab, i, out + r * tab.q, cols + indptr[i],
+                                                       static_cast<std::size_t>(indptr[i + 1] - indptr[i]), logits);
+    }
+  };
+  switch (simd::active_isa()) {
+#if MLBS_ISA_DISPATCH
+    case simd::Isa::avx512:
+      visit_rows(window_detail::Avx512{});
+      break;
+    case simd::Isa::avx2:
+      visit_rows(window_detail::Avx2{});
+      break;
+#endif
+    default:
+      visit_rows(window_detail::Baseline{});
   }
   return true;
 }

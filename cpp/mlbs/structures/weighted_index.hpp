@@ -69,16 +69,11 @@
 #endif
 
 #include "mlbs/prefetch.hpp"
+#include "mlbs/simd.hpp"
 #include "mlbs/structures/rng.hpp"
 #include "mlbs/structures/use_flag.hpp"
 
-// Runtime choice of the inner loops' instruction set: GCC on x86-64 (see mlbs::simd below).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define MLBS_TREE_DISPATCH 1
-#else
-#define MLBS_TREE_DISPATCH 0
-#endif
-#if MLBS_TREE_DISPATCH || defined(__AVX512F__) || defined(__AVX2__)
+#if MLBS_ISA_DISPATCH || defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -138,37 +133,6 @@ inline void check_weights(const double* w, std::size_t k, const std::int64_t* id
   }
 }
 
-// Instruction sets of the inner loops (tree_paths.inc). The build's baseline is always there;
-// with GCC on x86-64 the same loops are also compiled for AVX2 and for AVX-512 (x86-64-v4) and
-// the widest the CPU supports is used. The results are the same on every path.
-namespace simd {
-
-enum class Isa { baseline, avx2, avx512 };
-
-inline Isa detect_isa() {
-#if MLBS_TREE_DISPATCH
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-    return Isa::avx512;
-  if (__builtin_cpu_supports("avx2")) return Isa::avx2;
-#endif
-  return Isa::baseline;
-}
-
-// The set in use: detected once; the Python module sets it to baseline when the environment
-// variable MLBS_FORCE_BASELINE is 1 (to test the baseline path on any CPU).
-inline Isa& active_isa() {
-  static Isa isa = detect_isa();
-  return isa;
-}
-
-inline const char* isa_name(Isa isa) {
-  return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "baseline";
-}
-
-}  // namespace simd
-
 // The tree's layout constants and a view of its levels, for the inner loops.
 namespace tree {
 
@@ -199,31 +163,29 @@ struct Levels {
 #undef MLBS_TREE_PATHS
 #undef MLBS_TREE_WIDTH
 
-#if MLBS_TREE_DISPATCH
-#pragma GCC push_options
-#pragma GCC target("popcnt,avx2")
+#if MLBS_ISA_DISPATCH
+MLBS_PUSH_TARGET(MLBS_TARGET_AVX2)
 #define MLBS_TREE_PATHS Avx2
 #define MLBS_TREE_WIDTH 256
 #include "mlbs/structures/tree_paths.inc"
 #undef MLBS_TREE_PATHS
 #undef MLBS_TREE_WIDTH
-#pragma GCC pop_options
+MLBS_POP_TARGET
 
-#pragma GCC push_options
-#pragma GCC target("popcnt,avx2,avx512f,avx512dq,avx512vl,avx512bw,avx512cd")
+MLBS_PUSH_TARGET(MLBS_TARGET_AVX512)
 #define MLBS_TREE_PATHS Avx512
 #define MLBS_TREE_WIDTH 512
 #include "mlbs/structures/tree_paths.inc"
 #undef MLBS_TREE_PATHS
 #undef MLBS_TREE_WIDTH
-#pragma GCC pop_options
+MLBS_POP_TARGET
 #endif
 
 // visit(paths) with the struct of the instruction set in use.
 template <class Visit>
 void on_active_paths(Visit&& visit) {
   switch (simd::active_isa()) {
-#if MLBS_TREE_DISPATCH
+#if MLBS_ISA_DISPATCH
     case simd::Isa::avx512:
       visit(Avx512{});
       return;
