@@ -8,7 +8,7 @@
 //     overlaps them), the least any structure that touches B random items must pay;
 //   - dependent: B random reads, each address computed from the value the previous read returned
 //     (no overlap), the latency of one miss times B.
-// Also the O(n) rebuild of a RankIndex (assign of n random scores), in processor time.
+// Also the O(n) rebuild of a RankIndex (assign of n random scores), in wall and processor time.
 //
 // Usage: bench/cpp/build.sh && build/bench/core_bench [--batch B] [--sizes n1 n2 ...] [--seconds s]
 // Prints microseconds per step and per floor (medians of wall time over about s seconds each).
@@ -129,14 +129,17 @@ void rank_rebuild(std::size_t n) {
   std::vector<double> scores(n);
   for (auto& s : scores) s = unit(gen);
   mlbs::RankIndex index(n, 0);
-  std::vector<double> times;
+  std::vector<double> cpu, wall;
   for (int rep = 0; rep < 3; ++rep) {
     for (auto& s : scores) s = unit(gen);
-    const double t0 = cpu_seconds();
+    const double c0 = cpu_seconds();
+    const auto w0 = Clock::now();
     index.assign(scores.data());
-    times.push_back(cpu_seconds() - t0);
+    wall.push_back(std::chrono::duration<double>(Clock::now() - w0).count());
+    cpu.push_back(cpu_seconds() - c0);
   }
-  std::printf("RankIndex.assign of %zu random scores: %.3f s of processor time (median of 3)\n", n, median(times));
+  std::printf("RankIndex.assign of %zu random scores: %.3f s wall, %.3f s of processor time (medians of 3)\n", n,
+              median(wall), median(cpu));
 }
 
 }  // namespace
