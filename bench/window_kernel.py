@@ -14,7 +14,7 @@ count q. Variants, each timed in its own fresh interpreter, alternating ``--roun
 Usage::
 
     python bench/window_kernel.py                                   # default build, wide and baseline
-    python bench/window_kernel.py --build portable=python native=/tmp/native/python --rounds 3
+    python bench/window_kernel.py --build portable=python native=../native-build/python --rounds 3
 
 Prints the median microseconds per batch of every run and the medians of the runs; ``--json``
 writes them.
