@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-from mlbs import WeightedIndex
 
 from mlbs import _core
 
@@ -39,32 +38,30 @@ def run_with_baseline_forced(code: str) -> bytes:
     return proc.stdout
 
 
-def test_forced_baseline_path_draws_exactly_what_the_wide_path_draws():
-    """The inner loops compiled for the baseline and for the widest instruction set give the same
-    tree and the same draws, bit for bit."""
-    code = """
+INDEX_CASES = """
 import numpy as np
-from mlbs import WeightedIndex, _core
-assert _core.isa == "baseline", _core.isa
+from mlbs import WeightedIndex
 rng = np.random.default_rng(3)
 index = WeightedIndex(300_000, seed=11)
 index.assign(rng.random(300_000) * 10.0 ** rng.uniform(-6, 0, 300_000))
 out = [index.draw(1000), index.draw_distinct(5000)]
 index.update(rng.integers(0, 300_000, 20_000), rng.random(20_000))
 out += [index.draw_distinct(256), index.prefix(np.arange(0, 300_001, 997))]
-print(repr(index.total()))
-np.save(__import__("sys").stdout.buffer, np.concatenate([o.astype(float) for o in out]))
 """
-    total_line, _, saved = run_with_baseline_forced(code).partition(b"\n")
+
+
+def test_forced_baseline_path_draws_exactly_what_the_wide_path_draws():
+    """The inner loops compiled for the baseline and for the widest instruction set give the same
+    tree and the same draws, bit for bit."""
+    code = (INDEX_CASES + "print(repr(index.total()))\n"
+            "np.save(__import__('sys').stdout.buffer, np.concatenate([o.astype(float) for o in out]))\n")
+    total_line, _, saved = run_with_baseline_forced("from mlbs import _core; assert _core.isa == 'baseline'\n"
+                                                    + code).partition(b"\n")
     baseline = np.load(io.BytesIO(saved))
-    rng = np.random.default_rng(3)
-    index = WeightedIndex(300_000, seed=11)
-    index.assign(rng.random(300_000) * 10.0 ** rng.uniform(-6, 0, 300_000))
-    out = [index.draw(1000), index.draw_distinct(5000)]
-    index.update(rng.integers(0, 300_000, 20_000), rng.random(20_000))
-    out += [index.draw_distinct(256), index.prefix(np.arange(0, 300_001, 997))]
-    assert repr(index.total()) == total_line.decode()
-    np.testing.assert_array_equal(np.concatenate([o.astype(float) for o in out]), baseline)
+    scope: dict = {}
+    exec(INDEX_CASES, scope)
+    assert repr(scope["index"].total()) == total_line.decode()
+    np.testing.assert_array_equal(np.concatenate([o.astype(float) for o in scope["out"]]), baseline)
 
 
 def test_core_tests_pass_on_the_baseline_path():
