@@ -1,4 +1,5 @@
-"""How the compiled core was built: the flags recorded in the module (mlbs._core.build_flags)."""
+"""How the compiled core was built (the flags recorded in mlbs._core.build_flags), and its
+instruction-set paths: the baseline forced in a subprocess gives what the widest path gives."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 
 from mlbs import _core
 
