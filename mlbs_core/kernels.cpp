@@ -38,10 +38,9 @@ bool label_rows_in_bounds(const Index* indptr, const Index* cols, std::size_t nn
   return true;
 }
 
-// Run-time choice of the kernels' instruction set, as for the structures (mlbs/simd.hpp):
-// call() is compiled once per instruction set with everything it calls
-// inlined (flatten), so that its loops are vectorised for that set, and the copy of the set in
-// use runs (the baseline when MLBS_FORCE_BASELINE=1). Only the caller carries a target
+// Run-time choice of the kernels' instruction set, as for the structures (mlbs/simd.hpp): call()
+// is compiled once per instruction set with everything it calls inlined (flatten), so that its
+// loops are vectorised for that set, and the copy of the set in use runs (the baseline when MLBS_FORCE_BASELINE=1). Only the caller carries a target
 // attribute: functions left out of line are the baseline's. Products are not fused into FMAs on
 // any path (-ffp-contract=off; the header's mul_add is fused only in a native FMA build), so
 // float64 results are identical on every path; float32 logits go through glibc's vector expf and
@@ -59,8 +58,7 @@ __attribute__((flatten, target(MLBS_TARGET_AVX2))) auto on_avx2(Call& call) {
   return call();
 }
 template <class Call>
-__attribute__((flatten, target(MLBS_TARGET_AVX512))) auto on_avx512(
-    Call& call) {
+__attribute__((flatten, target(MLBS_TARGET_AVX512))) auto on_avx512(Call& call) {
   return call();
 }
 #endif
