@@ -18,20 +18,11 @@ from mlbs.policies import Adaptive
 from mlbs.selector import BatchSelector
 from mlbs.torch import DistributedBatchSampler
 
-N, Q = 300, 5
+from stand_ins import N, labels, outputs_of
+
 EPOCHS = 3
 CHECKPOINT_STEP = 25   # where the two-process run saves a checkpoint
 RESUME_STEP = 7        # where the one-process checkpoint it resumes from was saved
-
-
-def labels():
-    rng = np.random.default_rng(0)
-    return (rng.random((N, Q)) < 0.5 * 0.6 ** np.arange(Q)).astype(np.int8)
-
-
-def outputs_of(idx):
-    idx = np.asarray(idx, dtype=np.float64)
-    return np.cos(np.outer(idx + 1.0, np.arange(1, Q + 1)) * 0.37) * 3.0
 
 
 def loss_of(idx):

@@ -19,18 +19,9 @@ from mlbs.selector import BatchSelector, UnobservedBatchWarning
 from mlbs.torch import BatchSampler, DistributedBatchSampler, IndexSampler, WithIndices, collate_with_indices, per_sample_bce
 from mlbs.torch.inflight import InFlight, Observation, Pending
 
-N, Q, B = 300, 5, 32
+from stand_ins import N, Q, labels, outputs_of
 
-
-def labels():
-    rng = np.random.default_rng(0)
-    return (rng.random((N, Q)) < 0.5 * 0.6 ** np.arange(Q)).astype(np.int8)
-
-
-def outputs_of(idx):
-    """A deterministic stand-in for a model: logits depend only on the sample ids."""
-    idx = np.asarray(idx, dtype=np.float64)
-    return np.cos(np.outer(idx + 1.0, np.arange(1, Q + 1)) * 0.37) * 3.0
+B = 32
 
 
 def bce(z, y):
