@@ -8,7 +8,7 @@ count q. Variants, each timed in its own fresh interpreter, alternating ``--roun
 - ``<name>``: the build whose ``mlbs`` package lies under the directory given by
   ``--build name=DIR`` (default: ``default=python``, the in-place build), on the widest path the
   CPU supports (``mlbs._core.isa``);
-- ``<name>+baseline``: the same build with ``MLBS_FORCE_BASELINE=1`` (what a CPU without AVX2
+- ``<name>+baseline``: the same build with ``MLBS_MAX_ISA=baseline`` (what a CPU without AVX2
   runs), for each build given with ``--baseline``.
 
 Usage::
@@ -56,9 +56,9 @@ json.dump(out, sys.stdout)
 
 def run_variant(package_dir: str, force_baseline: bool, n: int, batch: int, batches: int, labels) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(package_dir).resolve()))
-    env.pop("MLBS_FORCE_BASELINE", None)
+    env.pop("MLBS_MAX_ISA", None)
     if force_baseline:
-        env["MLBS_FORCE_BASELINE"] = "1"
+        env["MLBS_MAX_ISA"] = "baseline"
     code = CHILD.format(n=n, batch=batch, batches=batches, labels=list(labels))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return json.loads(proc.stdout)
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
     parser.add_argument("--build", nargs="+", default=["default=python"], metavar="NAME=DIR",
                         help="builds to compare: a name and the directory holding its mlbs package")
     parser.add_argument("--baseline", nargs="*", default=None, metavar="NAME",
-                        help="builds also run with MLBS_FORCE_BASELINE=1 (default: the first)")
+                        help="builds also run with MLBS_MAX_ISA=baseline (default: the first)")
     parser.add_argument("--labels", type=int, nargs="+", default=[14, 374], help="label counts q")
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=256)

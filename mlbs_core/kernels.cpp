@@ -40,14 +40,14 @@ bool label_rows_in_bounds(const Index* indptr, const Index* cols, std::size_t nn
 
 // Run-time choice of the kernels' instruction set, as for the structures (mlbs/simd.hpp): call()
 // is compiled once per instruction set with everything it calls inlined (flatten), so that its
-// loops are vectorised for that set, and the copy of the set in use runs (the baseline when MLBS_FORCE_BASELINE=1). Only the caller carries a target
-// attribute: functions left out of line are the baseline's. Products are not fused into FMAs on
-// any path (-ffp-contract=off; the header's mul_add is fused only in a native FMA build), so
-// float64 results are identical on every path; float32 logits go through glibc's vector expf and
-// log1pf, whose wider variants differ in the last bits of a term (tests/test_build.py bounds it).
-// The prediction window's kernel (_window_visit) has many instantiations, which would be
-// flattened three times this way: it dispatches its few inner loops itself instead
-// (prediction_window.hpp).
+// loops are vectorised for that set, and the copy of the set in use runs (MLBS_MAX_ISA can
+// narrow it). Only the caller carries a target attribute: functions left out of line are the
+// baseline's. Products are not fused into FMAs on any path (-ffp-contract=off; the header's
+// mul_add is fused only in a native FMA build), so float64 results are identical on every path;
+// float32 logits go through glibc's vector expf and log1pf, whose wider variants differ in the
+// last bits of a term (tests/test_build.py bounds it). The prediction window's kernel
+// (_window_visit) has many instantiations, which would be flattened three times this way: it
+// dispatches its few inner loops itself instead (prediction_window.hpp).
 template <class Call>
 __attribute__((flatten)) auto on_baseline(Call& call) {
   return call();

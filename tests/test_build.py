@@ -1,5 +1,6 @@
 """How the compiled core was built (the flags recorded in mlbs._core.build_flags), and its
-instruction-set paths: the baseline forced in a subprocess gives what the widest path gives."""
+instruction-set paths: each narrower set, forced in a subprocess (MLBS_MAX_ISA), gives what the set
+in use gives."""
 
 from __future__ import annotations
 
@@ -30,12 +31,26 @@ def test_default_build_is_portable():
     assert "-march=native" not in _core.build_flags
 
 
-def run_with_baseline_forced(code: str) -> bytes:
-    """Run code in a new interpreter with MLBS_FORCE_BASELINE=1; its standard output."""
-    env = dict(os.environ, MLBS_FORCE_BASELINE="1", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+#: The instruction sets narrower than the one this process uses: each is tested against it.
+ISA_ORDER = ("baseline", "avx2", "avx512")
+NARROWER = ISA_ORDER[:ISA_ORDER.index(_core.isa)]
+
+
+def run_with_isa(isa: str, code: str) -> bytes:
+    """Run code in a new interpreter with MLBS_MAX_ISA=isa (checked to be the set in use); its
+    standard output."""
+    env = dict(os.environ, MLBS_MAX_ISA=isa, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = f"from mlbs import _core; assert _core.isa == {isa!r}, _core.isa\n" + code
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=600)
     assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]).decode(errors="replace")
     return proc.stdout
+
+
+def test_an_unknown_isa_name_is_refused_when_the_core_loads():
+    env = dict(os.environ, MLBS_MAX_ISA="sse9", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", "from mlbs import WeightedIndex"], capture_output=True, env=env,
+                          timeout=600)
+    assert proc.returncode != 0 and b"MLBS_MAX_ISA must be baseline, avx2 or avx512, got 'sse9'" in proc.stderr
 
 
 INDEX_CASES = """
@@ -50,26 +65,28 @@ out += [index.draw_distinct(256), index.prefix(np.arange(0, 300_001, 997))]
 """
 
 
-def test_forced_baseline_path_draws_exactly_what_the_wide_path_draws():
-    """The inner loops compiled for the baseline and for the widest instruction set give the same
-    tree and the same draws, bit for bit."""
+@pytest.mark.parametrize("isa", NARROWER)
+def test_narrower_path_draws_exactly_what_the_wide_path_draws(isa):
+    """The inner loops compiled for a narrower instruction set and for the one in use give the
+    same tree and the same draws, bit for bit."""
     code = (INDEX_CASES + "print(repr(index.total()))\n"
             "np.save(__import__('sys').stdout.buffer, np.concatenate([o.astype(float) for o in out]))\n")
-    total_line, _, saved = run_with_baseline_forced("from mlbs import _core; assert _core.isa == 'baseline'\n"
-                                                    + code).partition(b"\n")
-    baseline = np.load(io.BytesIO(saved))
+    total_line, _, saved = run_with_isa(isa, code).partition(b"\n")
+    narrow = np.load(io.BytesIO(saved))
     scope: dict = {}
     exec(INDEX_CASES, scope)
     assert repr(scope["index"].total()) == total_line.decode()
-    np.testing.assert_array_equal(np.concatenate([o.astype(float) for o in scope["out"]]), baseline)
+    np.testing.assert_array_equal(np.concatenate([o.astype(float) for o in scope["out"]]), narrow)
 
 
-def test_core_tests_pass_on_the_baseline_path():
-    """The tests of the sampling structures, run again with the baseline forced (what a CPU
-    without AVX2 runs)."""
+@pytest.mark.parametrize("isa", NARROWER)
+def test_core_tests_pass_on_a_narrower_path(isa):
+    """The tests of the sampling structures, run again on a narrower instruction set (the
+    baseline: what a CPU without AVX2 runs)."""
     here = os.path.dirname(__file__)
-    out = run_with_baseline_forced(
-        "import sys, pytest; from mlbs import _core; assert _core.isa == 'baseline';"
+    out = run_with_isa(
+        isa,
+        "import sys, pytest;"
         f"sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', {os.path.join(here, 'test_weighted_index.py')!r},"
         f" {os.path.join(here, 'test_rank_index.py')!r}]))"
     )
@@ -97,19 +114,19 @@ for dtype in (np.float64, np.float32):
 """
 
 
-def test_forced_baseline_kernels_agree_with_the_wide_path():
-    """The per-batch BCE kernel compiled for the baseline and for the widest instruction set:
+@pytest.mark.parametrize("isa", NARROWER)
+def test_narrower_kernels_agree_with_the_wide_path(isa):
+    """The per-batch BCE kernel compiled for a narrower instruction set and for the one in use:
     float64 outputs give the same losses bit for bit; float32 outputs go through glibc's vector
     expf/log1pf, whose wider variants may differ in the last bits of a term, and the per-sample
     losses then agree within 2e-8 relative (a sixth of float32's epsilon)."""
     code = KERNEL_CASES + "\nnp.save(__import__('sys').stdout.buffer, np.stack(losses))\n"
-    baseline = np.load(io.BytesIO(run_with_baseline_forced("from mlbs import _core; assert _core.isa == 'baseline'\n"
-                                                            + code)))
+    narrow = np.load(io.BytesIO(run_with_isa(isa, code)))
     scope: dict = {}
     exec(KERNEL_CASES, scope)
     wide = np.stack(scope["losses"])
-    np.testing.assert_array_equal(wide[:6], baseline[:6])
-    np.testing.assert_allclose(wide[6:], baseline[6:], rtol=2e-8, atol=0)
+    np.testing.assert_array_equal(wide[:6], narrow[:6])
+    np.testing.assert_allclose(wide[6:], narrow[6:], rtol=2e-8, atol=0)
 
 
 WINDOW_CASES = """
@@ -140,9 +157,10 @@ for length, code, table, kind, dtype in itertools.product(
 """
 
 
-def test_forced_baseline_window_kernel_agrees_with_the_wide_path():
-    """The prediction window's kernel (Uncertain, D2ACE) compiled for the baseline and for the
-    widest instruction set, over window lengths 3 (one fused loop) and 8 (the summed changes),
+@pytest.mark.parametrize("isa", NARROWER)
+def test_narrower_window_kernel_agrees_with_the_wide_path(isa):
+    """The prediction window's kernel (Uncertain, D2ACE) compiled for a narrower instruction set
+    and for the one in use, over window lengths 3 (one fused loop) and 8 (the summed changes),
     every storage and table type, logits and probabilities, 11 visits of 40 of 120 rows. Logits
     go through the inline polynomial e^x and log1p only: every table equal bit for bit.
     Probabilities go through glibc's vector log and log1p, whose wider variants may differ in
@@ -151,14 +169,13 @@ def test_forced_baseline_window_kernel_agrees_with_the_wide_path():
     code = (WINDOW_CASES + "\nimport pickle, sys\npickle.dump(results, sys.stdout.buffer)\n")
     import pickle
 
-    baseline = pickle.loads(run_with_baseline_forced("from mlbs import _core; assert _core.isa == 'baseline'\n"
-                                                     + code))
+    narrow = pickle.loads(run_with_isa(isa, code))
     scope: dict = {}
     exec(WINDOW_CASES, scope)
     wide = scope["results"]
-    assert wide.keys() == baseline.keys() and len(wide) == 64
+    assert wide.keys() == narrow.keys() and len(wide) == 64
     for key, arrays in wide.items():
-        for name, a, b in zip(("sample loss", "window", "E", "phi", "loss"), arrays, baseline[key]):
+        for name, a, b in zip(("sample loss", "window", "E", "phi", "loss"), arrays, narrow[key]):
             if "logits" in key or name == "window":
                 np.testing.assert_array_equal(a, b, err_msg=f"{key} {name}")
             else:

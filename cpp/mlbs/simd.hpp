@@ -15,6 +15,8 @@
 #define MLBS_ISA_DISPATCH 0
 #endif
 
+#include <cstring>
+
 #define MLBS_TARGET_AVX2 "popcnt,avx2"
 #define MLBS_TARGET_AVX512 "popcnt,avx2,avx512f,avx512dq,avx512vl,avx512bw,avx512cd"
 
@@ -39,8 +41,8 @@ inline Isa detect_isa() {
   return Isa::baseline;
 }
 
-// The set in use: detected once; the Python module sets it to baseline when the environment
-// variable MLBS_FORCE_BASELINE is 1 (to test the baseline path on any CPU).
+// The set in use: detected once; the Python module lowers it to the set named by the environment
+// variable MLBS_MAX_ISA when that is narrower (to test the narrower paths on a wider CPU).
 inline Isa& active_isa() {
   static Isa isa = detect_isa();
   return isa;
@@ -48,6 +50,17 @@ inline Isa& active_isa() {
 
 inline const char* isa_name(Isa isa) {
   return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "baseline";
+}
+
+// The set named name ("baseline", "avx2" or "avx512"); false for any other name.
+inline bool isa_of_name(const char* name, Isa& isa) {
+  for (Isa candidate : {Isa::baseline, Isa::avx2, Isa::avx512}) {
+    if (std::strcmp(name, isa_name(candidate)) == 0) {
+      isa = candidate;
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace mlbs::simd

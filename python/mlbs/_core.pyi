@@ -9,7 +9,7 @@ import numpy.typing as npt
 #: The compiler flags the extension was built with.
 build_flags: str
 #: The instruction set the weighted index's inner loops use: "avx512", "avx2" or "baseline"
-#: (chosen at import from the CPU; MLBS_FORCE_BASELINE=1 forces "baseline").
+#: (the widest the CPU supports, chosen at import; the environment variable MLBS_MAX_ISA narrows it).
 isa: str
 
 class WeightedIndex:
