@@ -52,6 +52,22 @@ inline const char* isa_name(Isa isa) {
   return isa == Isa::avx512 ? "avx512" : isa == Isa::avx2 ? "avx2" : "baseline";
 }
 
+// visit(Loops{}) with the struct of loops compiled for the set in use: Baseline, Avx2 or Avx512
+// (where the build has no run-time choice, a module names Baseline for all three).
+template <class Baseline, class Avx2, class Avx512, class Visit>
+void on_active_isa(Visit&& visit) {
+  switch (active_isa()) {
+    case Isa::avx512:
+      visit(Avx512{});
+      return;
+    case Isa::avx2:
+      visit(Avx2{});
+      return;
+    default:
+      visit(Baseline{});
+  }
+}
+
 // The set named name ("baseline", "avx2" or "avx512"); false for any other name.
 inline bool isa_of_name(const char* name, Isa& isa) {
   for (Isa candidate : {Isa::baseline, Isa::avx2, Isa::avx512}) {

@@ -136,6 +136,9 @@ MLBS_PUSH_TARGET(MLBS_TARGET_AVX512)
 #include "mlbs/kernels/prediction_window_loops.inc"
 #undef MLBS_WINDOW_LOOPS
 MLBS_POP_TARGET
+#else
+using Avx2 = Baseline;
+using Avx512 = Baseline;
 #endif
 
 // One visit of row i (outputs `out`, positive labels cols[0 .. count), increasing) with the loops
@@ -230,18 +233,7 @@ bool visit_prediction_window(const WindowTables<W, T>& tab, const std::int64_t* 
                                                        static_cast<std::size_t>(indptr[i + 1] - indptr[i]), logits);
     }
   };
-  switch (simd::active_isa()) {
-#if MLBS_ISA_DISPATCH
-    case simd::Isa::avx512:
-      visit_rows(window_detail::Avx512{});
-      break;
-    case simd::Isa::avx2:
-      visit_rows(window_detail::Avx2{});
-      break;
-#endif
-    default:
-      visit_rows(window_detail::Baseline{});
-  }
+  simd::on_active_isa<window_detail::Baseline, window_detail::Avx2, window_detail::Avx512>(visit_rows);
   return true;
 }
 

@@ -179,23 +179,15 @@ MLBS_PUSH_TARGET(MLBS_TARGET_AVX512)
 #undef MLBS_TREE_PATHS
 #undef MLBS_TREE_WIDTH
 MLBS_POP_TARGET
+#else
+using Avx2 = Baseline;
+using Avx512 = Baseline;
 #endif
 
 // visit(paths) with the struct of the instruction set in use.
 template <class Visit>
 void on_active_paths(Visit&& visit) {
-  switch (simd::active_isa()) {
-#if MLBS_ISA_DISPATCH
-    case simd::Isa::avx512:
-      visit(Avx512{});
-      return;
-    case simd::Isa::avx2:
-      visit(Avx2{});
-      return;
-#endif
-    default:
-      visit(Baseline{});
-  }
+  simd::on_active_isa<Baseline, Avx2, Avx512>(visit);
 }
 
 }  // namespace tree
