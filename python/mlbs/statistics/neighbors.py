@@ -28,8 +28,9 @@ and the local label context of D2ACE (:mod:`mlbs.statistics.structure`).
   cells visited per query. By default ``nprobe`` is *tuned*: 8, 11, 16, 23,
   32, ... (ratio sqrt 2, so that the value chosen scans at most 1.41 times
   the cells the target needs) up to ``max(8, nlist // 16)`` (about a
-  sixteenth of the rows scanned per query), the first value whose recall on a seeded tuning sample of ``recall_sample
-  // 2`` queries reaches ``TARGET_RECALL`` (0.97). IVF was chosen over
+  sixteenth of the rows scanned per query), the first value whose recall
+  on a seeded tuning sample of ``recall_sample // 2`` queries reaches
+  ``TARGET_RECALL`` (0.97). IVF was chosen over
   HNSW because its build is deterministic for a given seed (HNSW's
   multi-threaded insertion order is not), so the weights are reproducible;
   its speed and recall@k at n = 1e6 are measured by ``bench/knn_weights.py``
