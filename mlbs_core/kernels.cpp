@@ -64,7 +64,7 @@ __attribute__((flatten, target(MLBS_TARGET_AVX512))) auto on_avx512(Call& call) 
 #endif
 
 template <class Call>
-auto on_active_isa(Call&& call) {
+auto call_flattened_for_active_isa(Call&& call) {
   switch (mlbs::simd::active_isa()) {
 #if MLBS_ISA_DISPATCH
     case mlbs::simd::Isa::avx512:
@@ -104,12 +104,12 @@ void bind_kernels(py::module_& m) {
         std::size_t bad;
         if (outputs.dtype().is(py::dtype::of<float>())) {
           py::gil_scoped_release nogil;
-          bad = on_active_isa([&] {
+          bad = call_flattened_for_active_isa([&] {
             return mlbs::count_invalid_outputs(static_cast<const float*>(outputs.data()), count, probabilities);
           });
         } else if (outputs.dtype().is(py::dtype::of<double>())) {
           py::gil_scoped_release nogil;
-          bad = on_active_isa([&] {
+          bad = call_flattened_for_active_isa([&] {
             return mlbs::count_invalid_outputs(static_cast<const double*>(outputs.data()), count, probabilities);
           });
         } else {
@@ -143,7 +143,7 @@ void bind_kernels(py::module_& m) {
           if (!label_rows_in_bounds(ptr, col, static_cast<std::size_t>(cols.size()), idx.data(), m, q)) return false;
           thread_local std::vector<Real> scratch;
           py::gil_scoped_release nogil;
-          return on_active_isa([&] {
+          return call_flattened_for_active_isa([&] {
             return mlbs::per_sample_bce_csr(z, m, static_cast<std::size_t>(q), idx.data(), ptr, col,
                                             probabilities, loss.mutable_data(), scratch);
           });
@@ -255,7 +255,7 @@ void bind_kernels(py::module_& m) {
         bool moved;
         {
           py::gil_scoped_release nogil;
-          moved = on_active_isa([&] {
+          moved = call_flattened_for_active_isa([&] {
             return mlbs::observe_quantized(static_cast<double*>(table.mutable_data()), w.data(), idx.data(),
                                            loss.data(), static_cast<std::size_t>(idx.size()), table_max, argmax,
                                            n, pressure, omega.mutable_data());
